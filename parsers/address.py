@@ -1,0 +1,33 @@
+"""IP address text to canonical form: the one comparison both sides of a correlation agree on."""
+
+import ipaddress
+from functools import lru_cache
+from typing import Optional
+
+
+@lru_cache(maxsize=65536)
+def canonical_ip(text: str) -> Optional[str]:
+    """Return the canonical form of an IP address, or None when ``text`` is not exactly one.
+
+    IPv4 is dotted decimal with every octet checked (``010.1.1.1`` and ``256.1.1.1`` are not
+    addresses, and no fragment of a longer number is accepted because the whole text must
+    parse); ``::ffff:a.b.c.d`` is the IPv4 address it maps; IPv6 is compressed and lower-case.
+    A zone index (``fe80::1%eth0``) is dropped. Cached: log streams repeat their addresses.
+
+    >>> canonical_ip("2001:DB8:0::1"), canonical_ip("::ffff:192.0.2.7"), canonical_ip("1.2.3.04")
+    ('2001:db8::1', '192.0.2.7', None)
+    """
+    if not text or len(text) > 45:
+        return None
+    try:
+        address = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def is_loopback(canonical: str) -> bool:
+    """True for 127.0.0.0/8 and ::1, given an address already in canonical form."""
+    return canonical.startswith("127.") or canonical == "::1"

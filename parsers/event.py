@@ -1,0 +1,63 @@
+"""The one normalised event every parser returns and the engine alone consumes."""
+
+from typing import NamedTuple, Optional
+
+SECURITY_EVENT = "SecurityEvent"
+WINDOWS_EVENT = "WindowsEvent"
+SYSLOG = "Syslog"
+SIGNIN_LOGS = "SigninLogs"
+NON_INTERACTIVE_SIGNIN_LOGS = "AADNonInteractiveUserSignInLogs"
+
+FAILURE_TABLES = (SECURITY_EVENT, WINDOWS_EVENT, SYSLOG)
+SIGNIN_TABLES = (SIGNIN_LOGS, NON_INTERACTIVE_SIGNIN_LOGS)
+TABLES = FAILURE_TABLES + SIGNIN_TABLES
+
+
+class Event(NamedTuple):
+    """One log record, reduced to the columns the rule, the exclusions and the alert read.
+
+    Field names follow the Sentinel column each one stands for (in the comment). Strings are
+    as written in the log (never canonicalised here: the profile decides how to compare), ``''``
+    when the record has no such value. A NamedTuple because it is immutable and about three
+    times cheaper to build than a frozen dataclass, which matters at 400k lines/s.
+    """
+
+    table: str  # Type: one of TABLES
+    time: float  # TimeGenerated: event time from the record, seconds since the epoch, UTC
+    kind: str  # the input shape it was read from ("syslog", "windows-xml", "eventhub", ...)
+    ip: str = ""  # IpAddress (4625) / IPAddress (sign-in); syslog keeps its address in message
+    computer: str = ""  # Computer (Windows) / HostName (syslog)
+    # Windows event 4625
+    event_id: int = 0  # EventID
+    logon_type: Optional[int] = None  # LogonType; None when absent or not a number
+    target_user: str = ""  # TargetUserName
+    target_domain: str = ""  # TargetDomainName
+    subject_user: str = ""  # SubjectUserName
+    workstation: str = ""  # WorkstationName
+    process_name: str = ""  # ProcessName: Windows process path, or the syslog program (tag)
+    logon_process: str = ""  # LogonProcessName
+    auth_package: str = ""  # AuthenticationPackageName
+    status: str = ""  # Status
+    sub_status: str = ""  # SubStatus
+    # Syslog
+    facility: str = ""  # Facility ("auth", "authpriv", ...)
+    process_id: str = ""  # ProcessID
+    program: str = ""  # trusted program: syslog header or journald _COMM (never SYSLOG_IDENTIFIER)
+    message: str = ""  # SyslogMessage
+    # Entra ID sign-ins
+    user_principal_name: str = ""  # UserPrincipalName
+    result_type: str = ""  # ResultType, as a string ("0", "50126")
+    record_id: str = ""  # Id of the sign-in
+    app_display_name: str = ""  # AppDisplayName
+    client_app: str = ""  # ClientAppUsed
+    user_agent: str = ""  # UserAgent
+    location: str = ""  # Location (country or region)
+
+
+class MalformedRecord(ValueError):
+    """A record of a recognised shape that cannot be read; counted and reported with its line."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason

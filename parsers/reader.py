@@ -1,0 +1,382 @@
+"""Framing: a byte stream in, one call per record to a sink out.
+
+Handles what real streams do: records split across reads, multi-line Windows XML events
+(an event ends at ``</Event>``), invalid UTF-8, CRLF, lines past the size limit (skipped to
+their end and reported once), a stream that stops in the middle of a record, and msgpack
+streams from Fluentd's exec_filter. Each line is recognised by itself (``auto``): ``{`` starts
+JSON, ``<Event``/``<?xml`` XML, anything else is tried as syslog.
+"""
+
+import re
+from typing import Callable, List, Optional, Protocol
+
+import msgpack
+import msgspec
+
+from .event import Event, MalformedRecord
+from .records import Record, RecordReader
+from .syslog import parse_syslog
+from .windows import XML_KIND, parse_event_xml
+
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+_XML_STARTS = ("<Event", "<?xml", "<!", "</Event")
+_PREFIXED_XML_START = re.compile(r"</?\w+:Event")  # <e:Event xmlns:e="...">
+_EVENT_START = re.compile(r"<(\w+:)?Event[\s>]")
+
+
+class Sink(Protocol):
+    """Where the reader delivers what it read; the engine, the explainer and tests implement it."""
+
+    def event(self, event: Event) -> None:
+        """A record read into an event."""
+
+    def ignored(self, kind: str, why: str) -> None:
+        """A recognised record the rule has no use for (another EventID or sign-in category)."""
+
+    def malformed(self, kind: str, reason: str, line_number: int) -> None:
+        """A record of a recognised shape that cannot be read."""
+
+    def unrecognised(self, text: str, line_number: int) -> None:
+        """A line of no shape we know."""
+
+    def oversized(self, size: int, line_number: int) -> None:
+        """A line or record past the size limit, skipped."""
+
+    def invalid_text(self, line_number: int) -> None:
+        """A line with invalid UTF-8, read with U+FFFD in place of the bad bytes."""
+
+
+class LineReader:
+    """Reads lines of any supported shape (``--input auto``) or JSON only (``--input json``).
+
+    ``line_number`` is the number of the line being read (1-based), for sinks that report.
+    """
+
+    def __init__(self, sink: Sink, clock: Callable[[str], Optional[float]], default_facility: str = "auth",
+                 json_only: bool = False, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        self.sink = sink
+        self.line_number = 0
+        self._clock = clock
+        self._facility = default_facility
+        self._json_only = json_only
+        self._limit = max_record_bytes
+        self._records = RecordReader(default_facility, self._wrapped_line)
+        self._decode_json = msgspec.json.Decoder(Record).decode
+        self._pending = b""  # bytes after the last newline
+        self._skipping = 0  # > 0 while skipping the rest of an oversized line: bytes skipped so far
+        self._xml: List[str] = []  # lines of an XML event still open
+        self._xml_size = 0
+        self._reject_next_xml = False  # a DTD was declared: the document's event is refused
+        self._in_dtd = False  # inside a multi-line <!DOCTYPE ... [ ... ]>
+        self._in_comment = False  # inside a multi-line <!-- ... -->
+
+    # -- bytes --------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Read a chunk of the stream; complete lines are handled now, the rest is kept."""
+        if self._skipping:
+            newline = data.find(b"\n")
+            if newline < 0:
+                self._skipping += len(data)
+                return
+            self._end_oversized(self._skipping + newline)
+            data = data[newline + 1:]
+        buffer = self._pending + data if self._pending else data
+        last = buffer.rfind(b"\n")
+        if last < 0:
+            self._keep_pending(buffer)
+            return
+        self._keep_pending(buffer[last + 1:])
+        self._read_block(buffer[:last])
+
+    def finish(self) -> None:
+        """End of stream: a last line without newline is read; an open record is truncated."""
+        if self._skipping:
+            self._end_oversized(self._skipping)
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            self._read_block(pending)
+        if self._xml:
+            self.sink.malformed(XML_KIND, "stream ended inside an <Event> (no </Event>)", self.line_number)
+            self._xml = []
+        self._in_dtd = self._in_comment = self._reject_next_xml = False
+
+    def _keep_pending(self, tail: bytes) -> None:
+        if len(tail) > self._limit:
+            self._pending = b""
+            self._skipping = len(tail)
+        else:
+            self._pending = tail
+
+    def _end_oversized(self, size: int) -> None:
+        self.line_number += 1
+        self._skipping = 0
+        self.sink.oversized(size, self.line_number)
+
+    def _read_block(self, block: bytes) -> None:
+        """Complete lines, decoded once per block; per line only where the UTF-8 is bad."""
+        try:
+            lines = block.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            self._read_lines_with_bad_text(block.split(b"\n"))
+            return
+        check_size = len(block) > self._limit
+        read_line = self.read_line
+        for line in lines:
+            if check_size and len(line.encode("utf-8")) > self._limit:
+                self._end_oversized(len(line.encode("utf-8")))
+                continue
+            read_line(line)
+
+    def _read_lines_with_bad_text(self, raw_lines: List[bytes]) -> None:
+        for raw in raw_lines:
+            if len(raw) > self._limit:
+                self._end_oversized(len(raw))
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode("utf-8", "replace")
+                self.sink.invalid_text(self.line_number + 1)
+            self.read_line(line)
+
+    # -- lines --------------------------------------------------------------------------
+
+    def read_line(self, line: str) -> None:
+        """Recognise and read one line (without its newline)."""
+        self.line_number += 1
+        if line[-1:] == "\r":
+            line = line[:-1]
+        if self._xml:
+            self._continue_xml(line)
+            return
+        if self._in_dtd:
+            self._in_dtd = "]>" not in line
+            return
+        if self._in_comment:
+            self._in_comment = "-->" not in line
+            return
+        first = line[:1]
+        if first == "{":
+            self._read_json(line)
+        elif first == "<" and (line.startswith(_XML_STARTS) or _PREFIXED_XML_START.match(line)):
+            self._start_xml(line)
+        elif first in (" ", "\t") and line.lstrip().startswith(_XML_STARTS):
+            self._start_xml(line.lstrip())
+        elif not line.strip():
+            return
+        elif self._json_only:
+            self.sink.malformed("json", "not a JSON object", self.line_number)
+        else:
+            self._read_syslog(line)
+
+    def _read_syslog(self, line: str) -> None:
+        try:
+            event = parse_syslog(line, self._facility, self._clock)
+        except MalformedRecord as problem:
+            self.sink.malformed(problem.kind, problem.reason, self.line_number)
+            return
+        if event is None:
+            self.sink.unrecognised(line, self.line_number)
+        else:
+            self.sink.event(event)
+
+    def _read_json(self, text: str) -> None:
+        try:
+            record = self._decode_json(text)
+        except (msgspec.DecodeError, RecursionError) as error:
+            self.sink.malformed("json", _short(error), self.line_number)
+            return
+        self.read_record(record)
+
+    def read_record(self, record: Record) -> None:
+        """Read one decoded record (from a JSON line or a msgpack map)."""
+        kind, events, problems = self._records.read(record)
+        sink = self.sink
+        for event in events:
+            sink.event(event)
+        for problem in problems:
+            sink.malformed(problem.kind, problem.reason, self.line_number)
+        if not kind:
+            sink.unrecognised(_describe(record), self.line_number)
+        elif not events and not problems:
+            sink.ignored(kind, "nothing the rule reads")
+
+    def _wrapped_line(self, text: str) -> List[Event]:
+        """A raw line carried in a collector's ``log`` / ``message`` field."""
+        text = text.rstrip("\r\n")
+        if text.lstrip().startswith("<") and "</Event>" in text:
+            return [parse_event_xml(text)]
+        if text.startswith("{"):
+            try:
+                kind, events, problems = self._records.read(self._decode_json(text))
+            except (msgspec.DecodeError, RecursionError) as error:
+                raise MalformedRecord("json", _short(error)) from None
+            if problems:
+                raise problems[0]
+            return events
+        event = parse_syslog(text, self._facility, self._clock)
+        if event is None:
+            raise MalformedRecord("wrapped", "the wrapped line is not syslog, XML or JSON")
+        return [event]
+
+    # -- Windows XML --------------------------------------------------------------------
+
+    def _start_xml(self, line: str) -> None:
+        if line.startswith("<!--"):
+            self._in_comment = "-->" not in line
+            return
+        if line.startswith("<!"):  # <!DOCTYPE ...> or <!ENTITY ...>: never read, never expanded
+            self._reject_next_xml = True
+            self._in_dtd = "[" in line and "]>" not in line
+            self.sink.malformed(XML_KIND, "document declares a DTD or entities; refused", self.line_number)
+            return
+        self._xml = [line]
+        self._xml_size = len(line)
+        self._close_xml_events()
+
+    def _continue_xml(self, line: str) -> None:
+        self._xml_size += len(line) + 1
+        if self._xml_size > self._limit:
+            self._xml = []
+            self.sink.oversized(self._xml_size, self.line_number)
+            return
+        self._xml.append(line)
+        if "Event>" in line:
+            self._close_xml_events()
+
+    def _close_xml_events(self) -> None:
+        """Read every complete event in the open text; keep an unfinished one open. Text outside
+        events (an XML declaration, an <Events> root) is skipped."""
+        text = "\n".join(self._xml) if len(self._xml) > 1 else self._xml[0]
+        position = 0
+        while True:
+            start = _EVENT_START.search(text, position)
+            if start is None:
+                self._xml = []
+                return
+            closing = f"</{start.group(1) or ''}Event>"
+            end = text.find(closing, start.end())
+            if end < 0:
+                self._xml = [text[start.start():]]
+                self._xml_size = len(self._xml[0])
+                return
+            position = end + len(closing)
+            self._read_xml_event(text[start.start():position])
+
+    def _read_xml_event(self, text: str) -> None:
+        if self._reject_next_xml:
+            self._reject_next_xml = False
+            self.sink.malformed(XML_KIND, "event of a document that declares a DTD; refused", self.line_number)
+            return
+        try:
+            event = parse_event_xml(text)
+        except MalformedRecord as problem:
+            self.sink.malformed(problem.kind, problem.reason, self.line_number)
+            return
+        self.sink.event(event)
+
+
+def _short(error: BaseException) -> str:
+    """An exception as a one-line reason."""
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _describe(record: Record) -> str:
+    """A record we do not recognise, as the names of the keys it has."""
+    keys = [field for field in record.__struct_fields__ if getattr(record, field) is not None]
+    return "{" + ", ".join(keys) + ", ...}" if keys else "{...}"
+
+
+def _event_time_ext(code: int, data: bytes) -> object:
+    """msgpack ext type 0 is Fluent's EventTime (uint32 seconds, uint32 nanoseconds)."""
+    if code == 0 and len(data) == 8:
+        return int.from_bytes(data[:4], "big") + int.from_bytes(data[4:], "big") / 1e9
+    return msgpack.ExtType(code, data)
+
+
+class MsgpackReader:
+    """Reads the unframed stream of msgpack maps Fluentd's exec_filter writes (``--input msgpack``).
+
+    Every map is handled as soon as its last byte arrives. Keys injected by ``<inject>`` are
+    renamed to the ``time`` / ``tag`` keys the record shapes read. A value that is not a map,
+    a map no shape fits, or bytes that are not msgpack are counted and reported; after
+    undecodable bytes the stream is re-synchronised at the next chunk.
+    """
+
+    def __init__(self, lines: LineReader, time_key: str = "time", tag_key: str = "tag") -> None:
+        self._lines = lines
+        self._renames = [(key, name) for key, name in ((time_key, "time"), (tag_key, "tag")) if key != name]
+        self._limit = lines._limit
+        self._fed = 0  # bytes given to the current unpacker, to tell a truncated last record
+        self._unpacker = self._new_unpacker()
+
+    def _new_unpacker(self) -> "msgpack.Unpacker":
+        self._fed = 0
+        return msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=_event_time_ext,
+                                max_buffer_size=2 * self._limit, unicode_errors="replace")
+
+    @property
+    def line_number(self) -> int:
+        """The number of the record being read (records play the part of lines)."""
+        return self._lines.line_number
+
+    def feed(self, data: bytes) -> None:
+        """Read a chunk of the stream; every complete map in it is handled now."""
+        lines = self._lines
+        sink = lines.sink
+        try:
+            self._unpacker.feed(data)
+            self._fed += len(data)
+        except msgpack.BufferFull:
+            lines.line_number += 1
+            sink.oversized(len(data), lines.line_number)
+            self._unpacker = self._new_unpacker()
+            return
+        try:
+            for item in self._unpacker:
+                lines.line_number += 1
+                if isinstance(item, dict):
+                    self._read_map(item)
+                else:
+                    sink.malformed("msgpack", f"a {type(item).__name__}, not a map", lines.line_number)
+        except (ValueError, msgpack.UnpackException) as error:  # FormatError, StackError, ExtraData
+            lines.line_number += 1
+            sink.malformed("msgpack", f"undecodable bytes ({_short(error)}); resynchronising", lines.line_number)
+            self._unpacker = self._new_unpacker()
+
+    def _read_map(self, item: dict) -> None:
+        for key, name in self._renames:
+            if key in item:
+                item[name] = item.pop(key)
+        try:
+            record = msgspec.convert(item, Record, str_keys=True)
+        except (msgspec.ValidationError, RecursionError):
+            try:
+                record = msgspec.convert(_text_keys(item), Record, str_keys=True)
+            except (msgspec.ValidationError, RecursionError) as error:
+                self._lines.sink.malformed("msgpack", _short(error), self._lines.line_number)
+                return
+        self._lines.read_record(record)
+
+    def finish(self) -> None:
+        """End of stream: bytes of an unfinished map are reported as a truncated record."""
+        leftover = self._fed - self._unpacker.tell()
+        if leftover > 0:
+            self._lines.line_number += 1
+            self._lines.sink.malformed("msgpack", f"stream ended inside a record ({leftover} bytes)",
+                                       self._lines.line_number)
+        self._unpacker = self._new_unpacker()
+
+
+def _text_keys(value: object) -> object:
+    """Maps with bytes keys or values (Fluentd in_tail without ``encoding UTF-8`` sends msgpack
+    bin) to text, recursively, so the record shapes can read them."""
+    if isinstance(value, dict):
+        return {_text_keys(key): _text_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_text_keys(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value

@@ -1,0 +1,430 @@
+"""JSON objects and msgpack maps to events: each shape is recognised by its keys, unconfigured.
+
+Shapes (formats.md): Sentinel / Log Analytics rows of the five tables (``Type``), Entra ID
+sign-ins as Event Hub diagnostic records (``category``, also in ``{"records": [...]}``) and as
+Microsoft Graph ``signIn`` objects (also in ``{"value": [...]}``), journald JSON, and the
+collector shapes: Fluentd ``in_tail`` + syslog parser, Fluentd ``in_windows_eventlog2``, Fluent
+Bit ``winevtlog``, Winlogbeat / ECS, and records wrapping a whole raw line in ``log`` or
+``message``.
+
+JSON is decoded with msgspec into :class:`Record`, a struct that names only the keys some
+shape reads: the decoder skips everything else without building it, which makes a 2.5 KB
+sign-in about seven times cheaper than ``json.loads``. Maps read from msgpack are converted to
+the same struct, so there is one set of shape rules.
+"""
+
+from typing import Any, Callable, List, Optional, Tuple
+
+import msgspec
+
+from .event import (
+    NON_INTERACTIVE_SIGNIN_LOGS, SECURITY_EVENT, SIGNIN_LOGS, SYSLOG, TABLES, WINDOWS_EVENT,
+    Event, MalformedRecord,
+)
+from .syslog import FACILITIES
+from .timestamps import parse_iso8601
+from .windows import (
+    LOGON_FAILURE, logon_failure_event, logon_type_number, named_event_data, text_value,
+)
+
+_UNSET: Any = None
+
+
+class SignInProperties(msgspec.Struct):
+    """``properties`` of an Event Hub sign-in record: the columns the alert reads."""
+
+    id: Any = _UNSET
+    createdDateTime: Any = _UNSET
+    userPrincipalName: Any = _UNSET
+    ipAddress: Any = _UNSET
+    status: Any = _UNSET
+    appDisplayName: Any = _UNSET
+    clientAppUsed: Any = _UNSET
+    userAgent: Any = _UNSET
+    location: Any = _UNSET
+    isInteractive: Any = _UNSET
+
+
+class Winlog(msgspec.Struct):
+    """``winlog`` of a Winlogbeat / ECS document."""
+
+    event_id: Any = _UNSET
+    channel: Any = _UNSET
+    computer_name: Any = _UNSET
+    event_data: Any = _UNSET
+
+
+class Record(msgspec.Struct):
+    """Every key any recognised shape reads; values are untyped because field types drift."""
+
+    # wrappers
+    records: Optional[List["Record"]] = None  # Event Hub / storage delivery
+    value: Any = _UNSET  # Graph list response (a list) — or an unrelated key
+    # Sentinel / Log Analytics rows (columns)
+    Type: Any = _UNSET
+    TimeGenerated: Any = _UNSET
+    EventID: Any = _UNSET
+    Computer: Any = _UNSET
+    TargetUserName: Any = _UNSET
+    TargetDomainName: Any = _UNSET
+    SubjectUserName: Any = _UNSET
+    LogonType: Any = _UNSET
+    IpAddress: Any = _UNSET
+    WorkstationName: Any = _UNSET
+    ProcessName: Any = _UNSET
+    LogonProcessName: Any = _UNSET
+    AuthenticationPackageName: Any = _UNSET
+    Status: Any = _UNSET
+    SubStatus: Any = _UNSET
+    EventData: Any = _UNSET
+    Facility: Any = _UNSET
+    ProcessID: Any = _UNSET
+    SyslogMessage: Any = _UNSET
+    HostName: Any = _UNSET
+    IPAddress: Any = _UNSET
+    ResultType: Any = _UNSET
+    UserPrincipalName: Any = _UNSET
+    Id: Any = _UNSET
+    AppDisplayName: Any = _UNSET
+    ClientAppUsed: Any = _UNSET
+    UserAgent: Any = _UNSET
+    Location: Any = _UNSET
+    CreatedDateTime: Any = _UNSET
+    # Event Hub diagnostic records
+    time: Any = _UNSET  # also where Fluentd's <inject> puts the event time by default
+    category: Any = _UNSET
+    resultType: Any = _UNSET
+    callerIpAddress: Any = _UNSET
+    properties: Optional[SignInProperties] = None
+    location: Any = _UNSET
+    # Microsoft Graph signIn
+    id: Any = _UNSET
+    createdDateTime: Any = _UNSET
+    userPrincipalName: Any = _UNSET
+    ipAddress: Any = _UNSET
+    status: Any = _UNSET
+    appDisplayName: Any = _UNSET
+    clientAppUsed: Any = _UNSET
+    userAgent: Any = _UNSET
+    isInteractive: Any = _UNSET
+    signInEventTypes: Any = _UNSET
+    # journald (journalctl -o json)
+    MESSAGE: Any = _UNSET
+    SYSLOG_IDENTIFIER: Any = _UNSET
+    SYSLOG_FACILITY: Any = _UNSET
+    SYSLOG_PID: Any = _UNSET
+    comm: Any = msgspec.field(default=_UNSET, name="_COMM")
+    pid: Any = msgspec.field(default=_UNSET, name="_PID")
+    hostname: Any = msgspec.field(default=_UNSET, name="_HOSTNAME")
+    realtime: Any = msgspec.field(default=_UNSET, name="__REALTIME_TIMESTAMP")
+    # Fluentd in_tail + syslog parser; Fluent Bit / Fluentd raw-line wrappers
+    host: Any = _UNSET
+    ident: Any = _UNSET
+    message: Any = _UNSET
+    pri: Any = _UNSET
+    log: Any = _UNSET
+    tag: Any = _UNSET  # Fluentd's <inject> tag_key default
+    # Windows collectors
+    ProviderName: Any = _UNSET
+    Channel: Any = _UNSET
+    TimeCreated: Any = _UNSET
+    StringInserts: Any = _UNSET  # Fluent Bit winevtlog
+    winlog: Optional[Winlog] = None  # Winlogbeat / ECS
+    timestamp: Any = msgspec.field(default=_UNSET, name="@timestamp")
+    source: Any = _UNSET
+    # Fluentd in_windows_eventlog2 with parse_description true
+    description_logon_type: Any = msgspec.field(default=_UNSET, name="logon_type")
+    description_source_address: Any = msgspec.field(
+        default=_UNSET, name="network_information.source_network_address")
+    description_account_name: Any = msgspec.field(
+        default=_UNSET, name="account_for_which_logon_failed.account_name")
+    description_account_domain: Any = msgspec.field(
+        default=_UNSET, name="account_for_which_logon_failed.account_domain")
+    description_workstation: Any = msgspec.field(
+        default=_UNSET, name="network_information.workstation_name")
+    description_process_name: Any = msgspec.field(
+        default=_UNSET, name="process_information.caller_process_name")
+
+
+# Parsing a wrapped raw line is the reader's job (it knows every line format); it registers
+# itself here so that this module does not import the reader.
+RawLineParser = Callable[[str], List[Event]]
+
+SIGNIN_CATEGORIES = {
+    "SignInLogs": SIGNIN_LOGS,
+    "NonInteractiveUserSignInLogs": NON_INTERACTIVE_SIGNIN_LOGS,
+}
+
+
+def _time_of(value: Any, kind: str, what: str) -> float:
+    """An event time from an ISO string, or from Fluentd's injected epoch number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    when = parse_iso8601(text_value(value)) if value is not None else None
+    if when is None:
+        raise MalformedRecord(kind, f"{what} {value!r} is not a time")
+    return when
+
+
+def _result_code(value: Any) -> str:
+    """ResultType as the rule compares it: a string; Graph's errorCode 0 is ``"0"``."""
+    if isinstance(value, dict):
+        value = value.get("errorCode")
+    return "" if value is None or isinstance(value, bool) else text_value(value)
+
+
+def _location_text(value: Any) -> str:
+    """A sign-in's location: a country code string, or Graph's object with countryOrRegion."""
+    if isinstance(value, dict):
+        return text_value(value.get("countryOrRegion"))
+    return text_value(value)
+
+
+def signin_event(table: str, kind: str, when: float, ip: Any, upn: Any, result: str, record_id: Any,
+                 app: Any, client_app: Any, user_agent: Any, location: Any) -> Event:
+    """The Event for one Entra ID sign-in, whatever shape it came in."""
+    return Event(
+        table, when, kind, text_value(ip), user_principal_name=text_value(upn), result_type=result,
+        record_id=text_value(record_id), app_display_name=text_value(app),
+        client_app=text_value(client_app), user_agent=text_value(user_agent),
+        location=_location_text(location),
+    )
+
+
+def _sentinel_row(row: Record) -> Optional[Event]:
+    """A Log Analytics row; the ``Type`` column names its table."""
+    kind = "sentinel-row"
+    table = row.Type
+    when = _time_of(row.TimeGenerated, kind, "TimeGenerated")
+    if table == SECURITY_EVENT:
+        event_id = logon_type_number(text_value(row.EventID))
+        if event_id != LOGON_FAILURE:
+            return Event(table, when, kind, computer=text_value(row.Computer), event_id=event_id or 0)
+        data = {name: text_value(getattr(row, name)) for name in _SECURITY_EVENT_COLUMNS}
+        return logon_failure_event(table, kind, when, text_value(row.Computer), data)
+    if table == WINDOWS_EVENT:
+        event_id = logon_type_number(text_value(row.EventID))
+        if event_id != LOGON_FAILURE:
+            return Event(table, when, kind, computer=text_value(row.Computer), event_id=event_id or 0)
+        if not isinstance(row.EventData, dict):
+            raise MalformedRecord(kind, "WindowsEvent 4625 row without an EventData object")
+        data = {name: text_value(value) for name, value in row.EventData.items()}
+        return logon_failure_event(table, kind, when, text_value(row.Computer), data)
+    if table == SYSLOG:
+        program = text_value(row.ProcessName)
+        return Event(
+            table, when, kind, "", text_value(row.HostName or row.Computer), process_name=program,
+            facility=text_value(row.Facility), process_id=text_value(row.ProcessID), program=program,
+            message=text_value(row.SyslogMessage),
+        )
+    return signin_event(
+        table, kind, when, row.IPAddress, row.UserPrincipalName, _result_code(row.ResultType), row.Id,
+        row.AppDisplayName, row.ClientAppUsed, row.UserAgent, row.Location,
+    )
+
+
+_SECURITY_EVENT_COLUMNS = (
+    "IpAddress", "LogonType", "TargetUserName", "TargetDomainName", "SubjectUserName",
+    "WorkstationName", "ProcessName", "LogonProcessName", "AuthenticationPackageName", "Status",
+    "SubStatus",
+)
+
+
+def _eventhub_signin(record: Record) -> Optional[Event]:
+    """An Entra ID diagnostic-settings record (Event Hub, storage); other categories: None."""
+    table = SIGNIN_CATEGORIES.get(record.category)
+    if table is None:
+        return None
+    kind = "eventhub"
+    properties = record.properties or SignInProperties()
+    stamp = record.time if record.time is not None else properties.createdDateTime
+    result = record.resultType if record.resultType is not None else properties.status
+    return signin_event(
+        table, kind, _time_of(stamp, kind, "time"), properties.ipAddress or record.callerIpAddress,
+        properties.userPrincipalName, _result_code(result), properties.id, properties.appDisplayName,
+        properties.clientAppUsed, properties.userAgent, record.location or properties.location,
+    )
+
+
+def _graph_signin(record: Record) -> Event:
+    """A Microsoft Graph ``signIn``; the beta API marks non-interactive ones."""
+    kind = "graph"
+    event_types = record.signInEventTypes if isinstance(record.signInEventTypes, list) else ()
+    interactive = record.isInteractive is not False and "nonInteractiveUser" not in event_types
+    return signin_event(
+        SIGNIN_LOGS if interactive else NON_INTERACTIVE_SIGNIN_LOGS, kind,
+        _time_of(record.createdDateTime, kind, "createdDateTime"), record.ipAddress,
+        record.userPrincipalName, _result_code(record.status), record.id, record.appDisplayName,
+        record.clientAppUsed, record.userAgent, record.location,
+    )
+
+
+def _journald(record: Record) -> Event:
+    """A ``journalctl -o json`` entry. ``_COMM`` is set by journald and cannot be forged by the
+    logging process, so it is the trusted program; ``SYSLOG_IDENTIFIER`` is Sentinel's ProcessName."""
+    kind = "journald"
+    message = record.MESSAGE
+    if isinstance(message, list):  # journald writes non-UTF-8 messages as an array of bytes
+        try:
+            message = bytes(message).decode("utf-8", "replace")
+        except (TypeError, ValueError) as error:
+            raise MalformedRecord(kind, f"MESSAGE array is not bytes: {error}") from None
+    micros = text_value(record.realtime)
+    if micros.isdigit():
+        when = int(micros) / 1_000_000
+    elif record.time is not None:
+        when = _time_of(record.time, kind, "time")
+    else:
+        raise MalformedRecord(kind, "no __REALTIME_TIMESTAMP")
+    facility_number = text_value(record.SYSLOG_FACILITY)
+    facility = FACILITIES[int(facility_number)] if facility_number.isdigit() and int(facility_number) < 24 else ""
+    return Event(
+        SYSLOG, when, kind, "", text_value(record.hostname), process_name=text_value(record.SYSLOG_IDENTIFIER),
+        facility=facility, process_id=text_value(record.SYSLOG_PID or record.pid),
+        program=text_value(record.comm), message=text_value(message),
+    )
+
+
+def _fluentd_syslog(record: Record, default_facility: str) -> Event:
+    """Fluentd ``in_tail`` + ``@type syslog``: the parser moved the timestamp into the event
+    time, so the time comes from the key ``<inject>`` added (``time`` by default)."""
+    kind = "fluentd-syslog"
+    if record.time is None:
+        raise MalformedRecord(kind, "no event time: add <inject> time_key to the exec_filter")
+    pri = text_value(record.pri)
+    facility = FACILITIES[int(pri) >> 3] if pri.isdigit() and int(pri) < 192 else default_facility
+    program = text_value(record.ident)
+    return Event(
+        SYSLOG, _time_of(record.time, kind, "time"), kind, "", text_value(record.host),
+        process_name=program, facility=facility, process_id=text_value(record.pid), program=program,
+        message=text_value(record.message),
+    )
+
+
+def _windows_collector_kind(record: Record) -> str:
+    return "fluentbit-winevtlog" if record.StringInserts is not None else "fluentd-windows-eventlog2"
+
+
+def _windows_collector(record: Record) -> Event:
+    """Fluentd ``in_windows_eventlog2`` (all strings, EventData positional or parsed from the
+    description) and Fluent Bit ``winevtlog`` (StringInserts typed)."""
+    kind = _windows_collector_kind(record)
+    event_id = logon_type_number(text_value(record.EventID))
+    stamp = text_value(record.TimeCreated).replace("/", "-")
+    when = parse_iso8601(stamp) if stamp else None
+    if when is None:
+        if record.time is None:
+            raise MalformedRecord(kind, f"TimeCreated {record.TimeCreated!r} is not a time")
+        when = _time_of(record.time, kind, "time")
+    table = WINDOWS_EVENT if text_value(record.Channel) == "ForwardedEvents" else SECURITY_EVENT
+    computer = text_value(record.Computer)
+    if event_id != LOGON_FAILURE:
+        return Event(table, when, kind, computer=computer, event_id=event_id or 0)
+    inserts = record.StringInserts if record.StringInserts is not None else record.EventData
+    if isinstance(inserts, list):
+        data = named_event_data(inserts, kind)
+    elif record.description_logon_type is not None:
+        data = {
+            "LogonType": text_value(record.description_logon_type),
+            "IpAddress": text_value(record.description_source_address),
+            "TargetUserName": text_value(record.description_account_name),
+            "TargetDomainName": text_value(record.description_account_domain),
+            "WorkstationName": text_value(record.description_workstation),
+            "ProcessName": text_value(record.description_process_name),
+        }
+    else:
+        raise MalformedRecord(kind, "4625 without EventData / StringInserts")
+    return logon_failure_event(table, kind, when, computer, data)
+
+
+def _winlogbeat(record: Record) -> Event:
+    """Winlogbeat / ECS: a valid IpAddress was moved to ``source.ip``, ``-`` stayed in event_data."""
+    kind = "winlogbeat"
+    winlog = record.winlog
+    event_id = logon_type_number(text_value(winlog.event_id))
+    when = _time_of(record.timestamp, kind, "@timestamp")
+    table = WINDOWS_EVENT if text_value(winlog.channel) == "ForwardedEvents" else SECURITY_EVENT
+    computer = text_value(winlog.computer_name)
+    if event_id != LOGON_FAILURE:
+        return Event(table, when, kind, computer=computer, event_id=event_id or 0)
+    event_data = winlog.event_data if isinstance(winlog.event_data, dict) else {}
+    data = {name: text_value(value) for name, value in event_data.items()}
+    source_ip = record.source.get("ip") if isinstance(record.source, dict) else None
+    if source_ip is not None:
+        data["IpAddress"] = text_value(source_ip)
+    return logon_failure_event(table, kind, when, computer, data)
+
+
+class RecordReader:
+    """Turns one decoded record into events, reporting what it recognised.
+
+    ``raw_line`` parses a string that holds a whole raw line (syslog, XML event, JSON), for the
+    records collectors wrap around one. The result of :meth:`read` is ``(kind, events,
+    problems)``: kind ``""`` means unrecognised; no events and no problems means recognised but
+    nothing the rule reads (another EventID, another sign-in category). A wrapper list with
+    broken items still yields its good ones.
+    """
+
+    def __init__(self, default_facility: str, raw_line: RawLineParser) -> None:
+        self._default_facility = default_facility
+        self._raw_line = raw_line
+
+    def read(self, record: Record) -> Tuple[str, List[Event], List[MalformedRecord]]:
+        """Recognise ``record`` by its keys and read it."""
+        events: List[Event] = []
+        problems: List[MalformedRecord] = []
+        kind = self._read_into(record, events, problems)
+        return kind, events, problems
+
+    def _read_into(self, record: Record, events: List[Event], problems: List[MalformedRecord]) -> str:
+        if record.records is not None or (isinstance(record.value, list) and record.Type is None):
+            return self._read_list(record, events, problems)
+        kind, reader = self._shape(record)
+        if reader is not None:
+            try:
+                found = reader(record)
+            except MalformedRecord as problem:
+                problems.append(problem)
+            else:
+                if isinstance(found, Event):
+                    events.append(found)
+                elif found:
+                    events.extend(found)
+        return kind
+
+    def _read_list(self, wrapper: Record, events: List[Event], problems: List[MalformedRecord]) -> str:
+        """The records of an Event Hub ``records`` or a Graph ``value`` list, each read alone."""
+        kind, items = ("eventhub", wrapper.records) if wrapper.records is not None else ("graph", wrapper.value)
+        for item in items:
+            if not isinstance(item, Record):
+                try:
+                    item = msgspec.convert(item, Record)
+                except msgspec.ValidationError as error:
+                    problems.append(MalformedRecord(kind, f"list item: {error}"))
+                    continue
+            self._read_into(item, events, problems)
+        return kind
+
+    def _shape(self, record: Record) -> Tuple[str, Optional[Callable[[Record], Any]]]:
+        """The shape of ``record`` and the function that reads it (None: nothing to read)."""
+        if record.Type is not None:
+            return "sentinel-row", (_sentinel_row if record.Type in TABLES else None)
+        if record.category is not None:
+            return "eventhub", _eventhub_signin
+        if record.createdDateTime is not None and (record.userPrincipalName is not None or record.ipAddress is not None):
+            return "graph", _graph_signin
+        if record.MESSAGE is not None:
+            return "journald", _journald
+        if record.winlog is not None:
+            return "winlogbeat", _winlogbeat
+        if record.ProviderName is not None and record.EventID is not None:
+            return _windows_collector_kind(record), _windows_collector
+        if record.ident is not None and record.message is not None:
+            return "fluentd-syslog", self._fluentd_syslog
+        wrapped = record.log if record.log is not None else record.message
+        if isinstance(wrapped, (str, bytes)):
+            return "wrapped", lambda found: self._raw_line(text_value(wrapped))
+        return "", None
+
+    def _fluentd_syslog(self, record: Record) -> Event:
+        return _fluentd_syslog(record, self._default_facility)

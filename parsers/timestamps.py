@@ -1,0 +1,144 @@
+"""Event times from the strings logs carry, fast: every parser turns its time field through here.
+
+Logs repeat their timestamps (many lines per second), so conversions are cached per string;
+the cache is cleared when it grows past ``_CACHE_LIMIT`` entries to bound memory.
+"""
+
+import calendar
+import re
+import time as _time
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Callable, Dict, Optional
+
+try:
+    from zoneinfo import ZoneInfo
+except ImportError:  # pragma: no cover - Python 3.8 is not supported; kept for clear errors
+    ZoneInfo = None  # type: ignore[assignment]
+
+_CACHE_LIMIT = 100_000
+
+# 2026-11-28T05:01:36.9278361Z, 2026-11-28 05:01:36+01:00, 2026-11-28T05:01:36.123+0000
+_ISO = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s*"
+    r"(Z|z|[+-]\d\d:?\d\d|UTC|GMT)?"
+)
+_iso_cache: Dict[str, float] = {}
+
+
+def parse_iso8601(text: str, default_zone: tzinfo = timezone.utc) -> Optional[float]:
+    """Seconds since the epoch for an ISO 8601 / RFC 3339 timestamp, or None if it is not one.
+
+    Accepts 0 to 9 fraction digits (Windows writes 7 or 9, .NET 7), ``Z``, ``+hh:mm``,
+    ``+hhmm`` and a space instead of ``T``. A timestamp without a zone is read in
+    ``default_zone`` (UTC unless the caller knows better). Python 3.9's ``fromisoformat`` cannot
+    read most of these, hence the regex.
+
+    >>> parse_iso8601("2026-11-28T05:01:36.5Z")
+    1795842096.5
+    """
+    cached = _iso_cache.get(text)
+    if cached is not None:
+        return cached
+    match = _ISO.fullmatch(text.strip())
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+    except ValueError:
+        return None
+    if zone is None:
+        value = naive.replace(tzinfo=default_zone).timestamp()
+    else:
+        value = float(calendar.timegm(naive.timetuple()) - _zone_offset(zone))
+    if fraction:
+        value += int(fraction) / 10 ** len(fraction)
+    if len(_iso_cache) >= _CACHE_LIMIT:
+        _iso_cache.clear()
+    _iso_cache[text] = value
+    return value
+
+
+def _zone_offset(zone: str) -> int:
+    """Seconds east of UTC for ``Z``, ``UTC``, ``+01:00`` or ``-0530``."""
+    if zone in ("Z", "z", "UTC", "GMT"):
+        return 0
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    return sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+
+
+def format_iso8601(seconds: float) -> str:
+    """ISO 8601 UTC with microseconds and ``Z``: the form every alert time is written in."""
+    moment = datetime(1970, 1, 1) + timedelta(microseconds=round(seconds * 1_000_000))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def resolve_zone(name: Optional[str]) -> tzinfo:
+    """A zone from a setting: ``None``/``local`` (this machine's), ``UTC``, ``+02:00`` or an IANA name.
+
+    Raises ValueError with a readable message for an unknown name.
+    """
+    if name is None or name == "local":
+        return datetime.now().astimezone().tzinfo or timezone.utc
+    if name in ("UTC", "utc", "Z"):
+        return timezone.utc
+    if re.fullmatch(r"[+-]\d\d:?\d\d", name):
+        return timezone(timedelta(seconds=_zone_offset(name)))
+    try:
+        return ZoneInfo(name)
+    except Exception as error:  # ZoneInfoNotFoundError, ValueError for malformed keys
+        raise ValueError(f"unknown time zone {name!r}") from error
+
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+class Rfc3164Clock:
+    """Reads ``Nov 28 05:01:02`` timestamps, which carry neither a year nor a zone.
+
+    The zone is a setting (default: this machine's); the year is the one that puts the
+    timestamp nearest to, and not more than a day after, the time of reading (so a December
+    line read on 1 January belongs to the year before). ``now`` is injectable for tests.
+    Conversion is cached per hour of the timestamp; minutes and seconds are added by arithmetic.
+    """
+
+    def __init__(self, zone: tzinfo, now: Callable[[], float] = _time.time) -> None:
+        self._zone = zone
+        self._now = now
+        self._hour_base: Dict[str, Optional[float]] = {}
+
+    def __call__(self, stamp: str) -> Optional[float]:
+        """Seconds since the epoch for ``Mmm dd hh:mm:ss``, or None when it is not a valid time."""
+        base = self._hour_base.get(stamp[:9])
+        if base is None:
+            if stamp[:9] in self._hour_base or len(stamp) != 15:
+                return None
+            base = self._hour_base[stamp[:9]] = self._hour_start(stamp[:9])
+            if base is None:
+                return None
+        minute, second = stamp[10:12], stamp[13:15]
+        if not (minute.isdigit() and second.isdigit() and stamp[12] == ":"):
+            return None
+        return base + int(minute) * 60 + int(second)
+
+    def _hour_start(self, day_hour: str) -> Optional[float]:
+        """Epoch of ``Mmm dd hh`` in the chosen zone and inferred year; None if not a date."""
+        if len(self._hour_base) >= _CACHE_LIMIT:
+            self._hour_base.clear()
+        month = _MONTHS.get(day_hour[:3])
+        day, hour = day_hour[4:6].strip(), day_hour[7:9]
+        if month is None or not day.isdigit() or not hour.isdigit() or day_hour[3] != " ":
+            return None
+        reading = self._now()
+        this_year = datetime.fromtimestamp(reading, self._zone).year
+        best = None
+        for year in (this_year + 1, this_year, this_year - 1):
+            try:
+                moment = datetime(year, month, int(day), int(hour), tzinfo=self._zone).timestamp()
+            except ValueError:  # 29 Feb in a common year, hour 24
+                continue
+            if moment <= reading + 86400 and (best is None or abs(moment - reading) < abs(best - reading)):
+                best = moment
+        return best

@@ -1,0 +1,209 @@
+"""Per-IP failure counts of one source, in time buckets, for any window around a sign-in.
+
+Layout (chosen for memory: at a million sprayed addresses every byte per IP counts):
+
+- ``_buckets``: a SortedDict from bucket number (event time // bucket width) to a plain dict
+  ``ip -> failures in that bucket``. Expiry pops whole buckets from the old end; a window
+  query walks only the buckets it covers. No IP owns a list of buckets.
+- ``_tallies``: ``ip -> Tally`` with the IP's total over all buckets and its exact first and
+  last failure times, so the common question, "are all of this IP's failures inside the
+  window?", is answered without touching a bucket, and answered exactly.
+
+A sprayed IP with one failure costs one entry in each dict plus one small Tally.
+"""
+
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from sortedcontainers import SortedDict
+
+MAX_TARGETS = 5  # hosts and usernames kept per IP for the alert's evidence
+
+
+class Tally:
+    """One IP's failures in this source: total, exact first / last time, a few targets."""
+
+    __slots__ = ("total", "first", "last", "hosts", "users")
+
+    def __init__(self, total: int, first: float, last: float, hosts: Tuple[str, ...], users: Tuple[str, ...]) -> None:
+        self.total = total
+        self.first = first
+        self.last = last
+        self.hosts = hosts
+        self.users = users
+
+
+class Evidence(NamedTuple):
+    """What one source holds against an IP inside a window: the alert's Evidence entry."""
+
+    count: int
+    first: float
+    last: float
+    hosts: Tuple[str, ...]
+    users: Tuple[str, ...]
+
+
+class FailureCounter:
+    """Time-bucketed failure counts per IP for one failure source (one of the rule's lists).
+
+    ``bucket_seconds`` is the resolution of window edges: a window query is exact when all of
+    the IP's retained failures fall inside it (the usual case for a stream read in order), and
+    otherwise counts whole buckets that overlap the window, i.e. may include failures up to one
+    bucket outside it.
+
+    >>> counter = FailureCounter(60)
+    >>> totals = [counter.add("192.0.2.7", 1000.0 + second, 1, "web1", "root") for second in range(6)]
+    >>> counter.count("192.0.2.7", 900.0, 1100.0)  # all inside: exact
+    6
+    >>> counter.count("192.0.2.7", 1003.0, 1100.0)  # edge inside the bucket 960-1020: whole bucket
+    6
+    """
+
+    def __init__(self, bucket_seconds: float) -> None:
+        self.bucket_seconds = bucket_seconds
+        self._buckets: SortedDict = SortedDict()
+        self._tallies: Dict[str, Tally] = {}
+        self._interned: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
+
+    def __len__(self) -> int:
+        """Number of IPs tracked."""
+        return len(self._tallies)
+
+    def __contains__(self, ip: str) -> bool:
+        return ip in self._tallies
+
+    def add(self, ip: str, when: float, count: int, host: str, user: str) -> int:
+        """Record ``count`` failures of ``ip`` at ``when``; return the IP's new total.
+
+        Runtime complexity: O(1) amortised when the bucket exists, O(log b) to create one.
+        """
+        bucket_number = int(when // self.bucket_seconds)
+        bucket = self._buckets.get(bucket_number)
+        if bucket is None:
+            bucket = self._buckets[bucket_number] = {}
+        bucket[ip] = bucket.get(ip, 0) + count
+        tally = self._tallies.get(ip)
+        if tally is None:
+            targets = self._intern((host,)), self._intern((user,))
+            self._tallies[ip] = Tally(count, when, when, *targets)
+            return count
+        tally.total += count
+        if when < tally.first:
+            tally.first = when
+        elif when > tally.last:
+            tally.last = when
+        if host not in tally.hosts and len(tally.hosts) < MAX_TARGETS:
+            tally.hosts = self._intern(tally.hosts + (host,))
+        if user not in tally.users and len(tally.users) < MAX_TARGETS:
+            tally.users = self._intern(tally.users + (user,))
+        return tally.total
+
+    def _intern(self, targets: Tuple[str, ...]) -> Tuple[str, ...]:
+        """Share equal target tuples: a spray hits the same few hosts and usernames."""
+        shared = self._interned.get(targets)
+        if shared is None:
+            if len(self._interned) >= 100_000:
+                self._interned.clear()
+            shared = self._interned[targets] = targets
+        return shared
+
+    def total(self, ip: str) -> int:
+        """All retained failures of ``ip``, whatever their time. O(1)."""
+        tally = self._tallies.get(ip)
+        return tally.total if tally is not None else 0
+
+    def count(self, ip: str, start: float, end: float) -> int:
+        """Failures of ``ip`` with event times in ``[start, end]`` (see the class note on edges).
+
+        Runtime complexity: O(1) when all the IP's failures are inside, else O(buckets spanned).
+        """
+        return self.evidence(ip, start, end).count
+
+    def evidence(self, ip: str, start: float, end: float) -> Evidence:
+        """Count, first / last time and targets of ``ip``'s failures in ``[start, end]``."""
+        tally = self._tallies.get(ip)
+        if tally is None or tally.last < start or tally.first > end:
+            return Evidence(0, 0.0, 0.0, (), ())
+        if start <= tally.first and tally.last <= end:
+            return Evidence(tally.total, tally.first, tally.last, tally.hosts, tally.users)
+        width = self.bucket_seconds
+        first_bucket = int(max(start, tally.first) // width)
+        last_bucket = int(min(end, tally.last) // width)
+        count, first, last = 0, None, 0.0
+        buckets = self._buckets
+        for number in buckets.irange(first_bucket, last_bucket):
+            hits = buckets[number].get(ip)
+            if hits:
+                count += hits
+                if first is None:
+                    first = number * width
+                last = (number + 1) * width
+        if first is None:
+            return Evidence(0, 0.0, 0.0, (), ())
+        return Evidence(count, max(first, tally.first, start), min(last, tally.last, end), tally.hosts, tally.users)
+
+    def expire(self, horizon: float) -> int:
+        """Forget failures in buckets that end at or before ``horizon``; return IPs dropped.
+
+        Runtime complexity: O(failure entries removed).
+        """
+        width = self.bucket_seconds
+        buckets, tallies = self._buckets, self._tallies
+        dropped = 0
+        while buckets and (buckets.peekitem(0)[0] + 1) * width <= horizon:
+            number, bucket = buckets.popitem(0)
+            bucket_end = (number + 1) * width
+            for ip, hits in bucket.items():
+                tally = tallies[ip]
+                tally.total -= hits
+                if tally.total <= 0:
+                    del tallies[ip]
+                    dropped += 1
+                elif tally.first < bucket_end:
+                    tally.first = bucket_end  # a lower bound: the earliest retained failure is later
+        return dropped
+
+    def forget(self, ip: str) -> int:
+        """Drop every failure of ``ip`` (eviction); return how many there were."""
+        tally = self._tallies.pop(ip, None)
+        if tally is None:
+            return 0
+        width = self.bucket_seconds
+        buckets = self._buckets
+        for number in list(buckets.irange(int(tally.first // width), int(tally.last // width))):
+            bucket = buckets[number]
+            if bucket.pop(ip, None) is not None and not bucket:
+                del buckets[number]
+        return tally.total
+
+    def tallies(self) -> Iterator[Tuple[str, Tally]]:
+        """(ip, tally) pairs, for eviction and snapshots."""
+        return iter(self._tallies.items())
+
+    def buckets(self) -> Iterator[Tuple[int, Dict[str, int]]]:
+        """(bucket number, {ip: count}) in time order, for snapshots."""
+        return iter(self._buckets.items())
+
+    def newest_bucket_end(self) -> Optional[float]:
+        """End time of the newest bucket, or None when empty."""
+        if not self._buckets:
+            return None
+        return (self._buckets.peekitem(-1)[0] + 1) * self.bucket_seconds
+
+    def _check(self) -> None:
+        """Assert the invariants that tie the buckets to the tallies (tests call this)."""
+        width = self.bucket_seconds
+        totals: Dict[str, int] = {}
+        spans: Dict[str, List[int]] = {}
+        for number, bucket in self._buckets.items():
+            assert bucket, f"bucket {number} is empty and should have been removed"
+            for ip, hits in bucket.items():
+                assert hits > 0, f"{ip} has {hits} failures in bucket {number}"
+                totals[ip] = totals.get(ip, 0) + hits
+                spans.setdefault(ip, []).append(number)
+        assert totals.keys() == self._tallies.keys(), "IPs in buckets and in tallies differ"
+        for ip, tally in self._tallies.items():
+            assert tally.total == totals[ip], f"{ip}: tally {tally.total} != buckets {totals[ip]}"
+            assert tally.first <= tally.last, f"{ip}: first {tally.first} > last {tally.last}"
+            assert int(tally.first // width) <= spans[ip][0], f"{ip}: first failure after its first bucket"
+            assert int(tally.last // width) == spans[ip][-1], f"{ip}: last failure not in its last bucket"
+            assert 1 <= len(tally.hosts) <= MAX_TARGETS and 1 <= len(tally.users) <= MAX_TARGETS

@@ -1,0 +1,225 @@
+"""The streaming correlation: failures counted per source and IP, each successful sign-in
+checked against the window around it, successes retained so that order does not matter.
+
+Time is event time. The engine's clock is the newest event time seen, except that a time more
+than ``future_skew`` ahead of the wall clock never moves it (a forged future line must not
+expire everyone's state). State older than the window behind that clock is dropped.
+"""
+
+import time as _time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from sortedcontainers import SortedKeyList
+
+from parsers.event import FAILURE_TABLES, Event
+
+from .alerts import build_alert
+from .counter import Evidence, FailureCounter
+from .profiles import AMBIGUOUS, Failure
+
+# Window edges are resolved to 1/1440 of the window (a minute for the default day): fine
+# enough to be exact in practice, coarse enough that a day holds at most 1440 buckets.
+BUCKETS_PER_WINDOW = 1440
+
+
+class Settings:
+    """The engine's tunables; the CLI fills them from options and the config file."""
+
+    def __init__(self, threshold: int = 5, window: float = 86400.0, suppress: float = 3600.0,
+                 future_skew: float = 600.0, max_signins: int = 100_000) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.suppress = suppress
+        self.future_skew = future_skew
+        self.max_signins = max_signins
+
+
+class EngineCounts:
+    """What the engine decided, for the health figures."""
+
+    def __init__(self) -> None:
+        self.failures: Dict[str, int] = {table: 0 for table in FAILURE_TABLES}
+        self.successes = 0
+        self.alerts = 0
+        self.late_alerts = 0
+        self.suppressed = 0
+        self.ambiguous = 0
+        self.future = 0
+        self.stale = 0
+        self.signins_evicted = 0
+
+
+class Engine:
+    """Decides, event by event, which successful sign-ins are alerts.
+
+    ``profile`` says what counts (see profiles.py); ``exclusions`` are (applies_to_failures,
+    applies_to_signins, predicate, counter) entries; ``emit`` receives each alert record;
+    ``report`` receives human-readable notices (ambiguous lines and the like).
+    """
+
+    def __init__(self, settings: Settings, profile, emit: Callable[[dict], None],
+                 report: Callable[[str], None] = lambda text: None,
+                 failure_exclusions: Sequence = (), signin_exclusions: Sequence = (),
+                 wall_clock: Callable[[], float] = _time.time) -> None:
+        self.settings = settings
+        self.profile = profile
+        self.counts = EngineCounts()
+        self._emit = emit
+        self._report = report
+        self._failure_exclusions = tuple(failure_exclusions)
+        self._signin_exclusions = tuple(signin_exclusions)
+        self._wall_clock = wall_clock
+        bucket = max(1.0, settings.window / BUCKETS_PER_WINDOW)
+        self.counters: Dict[str, FailureCounter] = {table: FailureCounter(bucket) for table in FAILURE_TABLES}
+        self.newest = 0.0  # the engine's clock: newest trusted event time
+        self._next_expiry = 0.0
+        self._future_limit = 0.0  # wall clock + skew, refreshed only when an event passes it
+        # successes not (yet) alerts, waiting for failures that may come later
+        self._retained: Dict[str, List[Event]] = {}
+        self._retained_by_time: SortedKeyList = SortedKeyList(key=lambda entry: entry[0])
+        # (ip, upn) -> sign-in times already alerted, for suppression
+        self._alerted: Dict[Tuple[str, str], float] = {}
+
+    # -- input ---------------------------------------------------------------------------
+
+    def process(self, event: Event) -> None:
+        """Take one event into account (any table; what does not count is ignored)."""
+        if event.table in FAILURE_TABLES:
+            verdict = self.profile.failure(event)
+            if type(verdict) is not str:
+                self._count_failure(event, verdict)
+            elif verdict is AMBIGUOUS:
+                self.counts.ambiguous += 1
+                self._report(f"ambiguous sshd line not counted: {event.message[:200]!r}")
+            return
+        ip = self.profile.success_ip(event)
+        if ip is not None:
+            self._check_signin(event, ip)
+
+    def _count_failure(self, event: Event, failure: Failure) -> None:
+        for exclusion in self._failure_exclusions:
+            if exclusion.predicate(event, failure.ip, failure.user):
+                exclusion.removed += 1
+                return
+        when = event.time
+        if not self._advance_clock(when):
+            self.counts.stale += 1
+            return
+        self.counts.failures[failure.source] += failure.count
+        self.counters[failure.source].add(failure.ip, when, failure.count, failure.host, failure.user)
+        waiting = self._retained.get(failure.ip)
+        if waiting:
+            self._recheck(failure.ip, waiting)
+
+    def _check_signin(self, signin: Event, ip: str) -> None:
+        for exclusion in self._signin_exclusions:
+            if exclusion.predicate(signin, ip, signin.user_principal_name):
+                exclusion.removed += 1
+                return
+        self.counts.successes += 1
+        current = self._advance_clock(signin.time)
+        evidence = self._evidence(ip, signin.time)
+        if evidence is not None:
+            self._alert(signin, ip, evidence, late=False)
+        elif current:
+            self._retain(signin, ip)
+        else:
+            self.counts.stale += 1
+
+    # -- correlation ---------------------------------------------------------------------
+
+    def _evidence(self, ip: str, when: float) -> Optional[Dict[str, Evidence]]:
+        """Per-source evidence around ``when`` if some source is over the threshold, else None."""
+        threshold = self.settings.threshold
+        counters = self.counters
+        if all(counter.total(ip) <= threshold for counter in counters.values()):
+            return None  # the usual case: nothing, or not enough, anywhere
+        window = self.settings.window
+        found = {}
+        over = False
+        for source, counter in counters.items():
+            evidence = counter.evidence(ip, when - window, when + window)
+            if evidence.count:
+                found[source] = evidence
+                over = over or evidence.count > threshold
+        return found if over else None
+
+    def _alert(self, signin: Event, ip: str, evidence: Dict[str, Evidence], late: bool) -> None:
+        period = self.settings.suppress
+        if period > 0:
+            key = (ip, signin.user_principal_name)
+            previous = self._alerted.get(key)
+            if previous is not None and abs(signin.time - previous) < period:
+                self.counts.suppressed += 1
+                return
+            self._alerted[key] = signin.time
+        self.counts.alerts += 1
+        if late:
+            self.counts.late_alerts += 1
+        self._emit(build_alert(signin, evidence, late))
+
+    def _retain(self, signin: Event, ip: str) -> None:
+        """Keep a success that is not an alert yet; the oldest goes first past the cap."""
+        if len(self._retained_by_time) >= self.settings.max_signins:
+            _, old_ip, old = self._retained_by_time.pop(0)
+            self._drop_retained(old_ip, old)
+            self.counts.signins_evicted += 1
+        self._retained.setdefault(ip, []).append(signin)
+        self._retained_by_time.add((signin.time, ip, signin))
+
+    def _drop_retained(self, ip: str, signin: Event) -> None:
+        waiting = self._retained.get(ip)
+        if waiting is not None:
+            waiting.remove(signin)
+            if not waiting:
+                del self._retained[ip]
+
+    def _recheck(self, ip: str, waiting: List[Event]) -> None:
+        """A failure arrived for an IP with retained successes: some may be alerts now."""
+        for signin in list(waiting):
+            evidence = self._evidence(ip, signin.time)
+            if evidence is not None:
+                self._drop_retained(ip, signin)
+                self._retained_by_time.remove((signin.time, ip, signin))
+                self._alert(signin, ip, evidence, late=True)
+
+    # -- time ----------------------------------------------------------------------------
+
+    def _advance_clock(self, when: float) -> bool:
+        """Move the clock to ``when`` if it is newer and believable; False if it is too old."""
+        if when > self.newest:
+            if when > self._future_limit:
+                wall = self._wall_clock()
+                self._future_limit = wall + self.settings.future_skew
+                if when > self._future_limit:
+                    self.counts.future += 1
+                    return True  # counted, but it does not move the clock
+            self.newest = when
+            if when >= self._next_expiry:
+                self._expire()
+            return True
+        return when >= self.newest - self.settings.window
+
+    def _expire(self) -> None:
+        """Drop what is older than the window behind the clock; runs once per bucket width."""
+        horizon = self.newest - self.settings.window
+        for counter in self.counters.values():
+            counter.expire(horizon)
+        retained = self._retained_by_time
+        while retained and retained[0][0] < horizon:
+            _, ip, signin = retained.pop(0)
+            self._drop_retained(ip, signin)
+        suppress_horizon = horizon - self.settings.suppress
+        if len(self._alerted) > 1024:
+            self._alerted = {key: when for key, when in self._alerted.items() if when >= suppress_horizon}
+        bucket = self.counters[FAILURE_TABLES[0]].bucket_seconds
+        self._next_expiry = self.newest + bucket
+
+    # -- figures -------------------------------------------------------------------------
+
+    def tracked_ips(self) -> Dict[str, int]:
+        """IPs tracked per failure source."""
+        return {source: len(counter) for source, counter in self.counters.items()}
+
+    def retained_signins(self) -> int:
+        return len(self._retained_by_time)

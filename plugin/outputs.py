@@ -1,0 +1,63 @@
+"""Where alerts go: stdout as JSON lines or a msgpack stream (Fluentd exec_filter, Fluent Bit
+in_exec, pipes), flushed per record, and nothing but records ever."""
+
+from typing import BinaryIO, Callable, Dict
+
+import msgpack
+import msgspec
+
+
+class OutputClosed(Exception):
+    """The reader of stdout went away (broken pipe): the process ends quietly."""
+
+
+def _json_line(record: dict) -> bytes:
+    return msgspec.json.encode(record) + b"\n"
+
+
+ENCODERS: Dict[str, Callable[[dict], bytes]] = {
+    "json": _json_line,
+    "msgpack": msgpack.packb,
+}
+
+
+class StdoutOutput:
+    """Writes each record whole and flushes it at once (an alert must not wait for a buffer).
+
+    With ``record_tag_key`` every record carries its tag under that key, so Fluentd's
+    ``<extract> tag_key`` routes alerts and health records apart; without it health records
+    are not written here (they would look like alerts downstream).
+    """
+
+    def __init__(self, stream: BinaryIO, encoding: str, alert_tag: str, stats_tag: str, record_tag_key: str = "") -> None:
+        self._stream = stream
+        self._encode = ENCODERS[encoding]
+        self._alert_tag = alert_tag
+        self._stats_tag = stats_tag
+        self._tag_key = record_tag_key
+
+    @property
+    def carries_stats(self) -> bool:
+        """True when health records can go to stdout (they can be told apart by their tag)."""
+        return bool(self._tag_key)
+
+    def alert(self, record: dict, event_time: float) -> None:
+        self._write(record, self._alert_tag)
+
+    def stats(self, record: dict, event_time: float) -> None:
+        self._write(record, self._stats_tag)
+
+    def _write(self, record: dict, tag: str) -> None:
+        if self._tag_key:
+            record = {**record, self._tag_key: tag}
+        try:
+            self._stream.write(self._encode(record))
+            self._stream.flush()
+        except (BrokenPipeError, ValueError) as error:  # ValueError: write to a closed file
+            raise OutputClosed(str(error)) from None
+
+    def close(self, timeout: float = 0.0) -> None:
+        try:
+            self._stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass

@@ -1,0 +1,118 @@
+"""FailureCounter: unit behaviour and a seeded random stress test checked against a naive model,
+with the invariants (``_check``) asserted after every change."""
+
+import random
+
+import pytest
+
+from plugin.counter import MAX_TARGETS, FailureCounter
+
+
+def test_counts_exactly_when_all_failures_are_inside_the_window():
+    counter = FailureCounter(60)
+    for second in range(6):
+        counter.add("192.0.2.7", 1000.0 + second, 1, "web1", "root")
+        counter._check()
+    assert counter.count("192.0.2.7", 1000.0, 1005.0) == 6
+    assert counter.count("192.0.2.7", 0.0, 999.0) == 0
+    assert counter.count("198.51.100.1", 0.0, 5000.0) == 0
+
+
+def test_repeated_failures_count_their_number():
+    counter = FailureCounter(60)
+    counter.add("192.0.2.7", 1000.0, 3, "web1", "root")
+    counter.add("192.0.2.7", 1001.0, 3, "web1", "root")
+    counter._check()
+    assert counter.total("192.0.2.7") == 6
+
+
+def test_window_edges_are_resolved_to_buckets():
+    counter = FailureCounter(60)
+    counter.add("192.0.2.7", 0.0, 1, "h", "u")
+    counter.add("192.0.2.7", 600.0, 1, "h", "u")
+    counter.add("192.0.2.7", 1200.0, 1, "h", "u")
+    counter._check()
+    # [590, 1210] leaves out the failure at 0, which is in a bucket outside the window
+    assert counter.count("192.0.2.7", 590.0, 1210.0) == 2
+    # the bucket of 1200 ends at 1260: a window ending at 1190 leaves it out
+    assert counter.count("192.0.2.7", 0.0, 1190.0) == 2
+
+
+def test_evidence_keeps_first_last_and_a_few_targets():
+    counter = FailureCounter(60)
+    for index in range(8):
+        counter.add("192.0.2.7", 100.0 + index, 1, f"host{index % 7}", f"user{index}")
+    evidence = counter.evidence("192.0.2.7", 0.0, 1000.0)
+    assert (evidence.count, evidence.first, evidence.last) == (8, 100.0, 107.0)
+    assert len(evidence.hosts) == MAX_TARGETS and evidence.hosts[0] == "host0"
+    assert evidence.users == tuple(f"user{index}" for index in range(MAX_TARGETS))
+
+
+def test_expire_drops_old_buckets_and_ips():
+    counter = FailureCounter(60)
+    counter.add("192.0.2.1", 10.0, 1, "h", "u")
+    counter.add("192.0.2.2", 10.0, 1, "h", "u")
+    counter.add("192.0.2.2", 200.0, 2, "h", "u")
+    assert counter.expire(100.0) == 1
+    counter._check()
+    assert "192.0.2.1" not in counter
+    assert counter.total("192.0.2.2") == 2
+    assert counter.count("192.0.2.2", 0.0, 1000.0) == 2
+
+
+def test_forget_removes_an_ip_everywhere():
+    counter = FailureCounter(60)
+    counter.add("192.0.2.1", 10.0, 1, "h", "u")
+    counter.add("192.0.2.1", 500.0, 1, "h", "u")
+    counter.add("192.0.2.2", 500.0, 1, "h", "u")
+    assert counter.forget("192.0.2.1") == 2
+    counter._check()
+    assert len(counter) == 1 and counter.total("192.0.2.1") == 0
+
+
+def test_check_catches_a_broken_invariant():
+    counter = FailureCounter(60)
+    counter.add("192.0.2.1", 10.0, 1, "h", "u")
+    counter._tallies["192.0.2.1"].total = 5
+    with pytest.raises(AssertionError):
+        counter._check()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_stress_against_a_naive_model(seed):
+    """Random adds, queries, expiries and evictions; compared with a list of every failure."""
+    rng = random.Random(seed)
+    width = rng.choice([1.0, 7.0, 60.0])
+    counter = FailureCounter(width)
+    failures = []  # (ip, time, count) still retained
+    ips = [f"192.0.2.{index}" for index in range(12)] + ["2001:db8::1", "2001:db8::2"]
+    horizon = 0.0
+    for _ in range(1500):
+        action = rng.random()
+        if action < 0.6:
+            ip, when, count = rng.choice(ips), horizon + rng.uniform(0, 600), rng.choice([1, 1, 1, 3])
+            counter.add(ip, when, count, rng.choice("abc"), rng.choice("xyz"))
+            failures.append((ip, when, count))
+        elif action < 0.8:
+            ip = rng.choice(ips)
+            start = rng.uniform(horizon - 100, horizon + 700)
+            end = start + rng.uniform(0, 400)
+            exact = sum(count for f_ip, when, count in failures if f_ip == ip and start <= when <= end)
+            near = sum(count for f_ip, when, count in failures
+                       if f_ip == ip and start - width <= when <= end + width)
+            got = counter.count(ip, start, end)
+            assert exact <= got <= near, (ip, start, end, exact, got, near)
+            inside = [when for f_ip, when, _ in failures if f_ip == ip]
+            if inside and start <= min(inside) and max(inside) <= end:
+                assert got == exact  # every failure inside: exact
+        elif action < 0.95:
+            horizon += rng.uniform(0, 120)
+            counter.expire(horizon)
+            failures = [f for f in failures if (f[1] // width + 1) * width > horizon]
+        else:
+            ip = rng.choice(ips)
+            counter.forget(ip)
+            failures = [f for f in failures if f[0] != ip]
+        counter._check()
+        for ip in ips:
+            assert counter.total(ip) == sum(count for f_ip, _, count in failures if f_ip == ip)
