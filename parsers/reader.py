@@ -202,11 +202,16 @@ class LineReader:
         elif not events and not problems:
             sink.ignored(kind, "nothing the rule reads")
 
-    def _wrapped_line(self, text: str) -> List[Event]:
-        """A raw line carried in a collector's ``log`` / ``message`` field."""
-        text = text.rstrip("\r\n")
-        if text.lstrip().startswith("<") and "</Event>" in text:
-            return [parse_event_xml(text)]
+    def _wrapped_line(self, text: str) -> Optional[List[Event]]:
+        """A raw line carried in a collector's ``log`` / ``message`` field: its events, or
+        None when it is of no known shape. Malformed content raises MalformedRecord."""
+        text = text.strip()
+        if text.startswith(_XML_STARTS) or _PREFIXED_XML_START.match(text):
+            start = _EVENT_START.search(text)
+            if start is None or f"</{start.group(1) or ''}Event>" not in text:
+                raise MalformedRecord(XML_KIND, "wrapped XML event without its </Event>")
+            event = parse_event_xml(text[start.start():])
+            return [] if event is None else [event]
         if text.startswith("{"):
             try:
                 kind, events, problems = self._records.read(self._decode_json(text))
@@ -214,11 +219,9 @@ class LineReader:
                 raise MalformedRecord("json", _short(error)) from None
             if problems:
                 raise problems[0]
-            return events
+            return events if kind else None
         event = parse_syslog(text, self._facility, self._clock)
-        if event is None:
-            raise MalformedRecord("wrapped", "the wrapped line is not syslog, XML or JSON")
-        return [event]
+        return None if event is None else [event]
 
     # -- Windows XML --------------------------------------------------------------------
 
@@ -274,7 +277,10 @@ class LineReader:
         except MalformedRecord as problem:
             self.sink.malformed(problem.kind, problem.reason, self.line_number)
             return
-        self.sink.event(event)
+        if event is None:
+            self.sink.ignored(XML_KIND, "not a 4625")
+        else:
+            self.sink.event(event)
 
 
 def _short(error: BaseException) -> str:

@@ -13,6 +13,7 @@ sign-in about seven times cheaper than ``json.loads``. Maps read from msgpack ar
 the same struct, so there is one set of shape rules.
 """
 
+import re
 from typing import Any, Callable, List, Optional, Tuple
 
 import msgspec
@@ -120,6 +121,7 @@ class Record(msgspec.Struct):
     # Fluentd in_tail + syslog parser; Fluent Bit / Fluentd raw-line wrappers
     host: Any = _UNSET
     ident: Any = _UNSET
+    fluentd_pid: Any = msgspec.field(default=_UNSET, name="pid")
     message: Any = _UNSET
     pri: Any = _UNSET
     log: Any = _UNSET
@@ -131,7 +133,9 @@ class Record(msgspec.Struct):
     StringInserts: Any = _UNSET  # Fluent Bit winevtlog
     winlog: Optional[Winlog] = None  # Winlogbeat / ECS
     timestamp: Any = msgspec.field(default=_UNSET, name="@timestamp")
-    source: Any = _UNSET
+    source: Any = _UNSET  # ECS: source.ip (and source.domain: the workstation)
+    user: Any = _UNSET  # ECS: user.name (the target account)
+    process: Any = _UNSET  # ECS: process.executable
     # Fluentd in_windows_eventlog2 with parse_description true
     description_logon_type: Any = msgspec.field(default=_UNSET, name="logon_type")
     description_source_address: Any = msgspec.field(
@@ -148,7 +152,7 @@ class Record(msgspec.Struct):
 
 # Parsing a wrapped raw line is the reader's job (it knows every line format); it registers
 # itself here so that this module does not import the reader.
-RawLineParser = Callable[[str], List[Event]]
+RawLineParser = Callable[[str], Optional[List[Event]]]  # None: no known shape
 
 SIGNIN_CATEGORIES = {
     "SignInLogs": SIGNIN_LOGS,
@@ -199,13 +203,13 @@ def _sentinel_row(row: Record) -> Optional[Event]:
     if table == SECURITY_EVENT:
         event_id = logon_type_number(text_value(row.EventID))
         if event_id != LOGON_FAILURE:
-            return Event(table, when, kind, computer=text_value(row.Computer), event_id=event_id or 0)
+            return None
         data = {name: text_value(getattr(row, name)) for name in _SECURITY_EVENT_COLUMNS}
         return logon_failure_event(table, kind, when, text_value(row.Computer), data)
     if table == WINDOWS_EVENT:
         event_id = logon_type_number(text_value(row.EventID))
         if event_id != LOGON_FAILURE:
-            return Event(table, when, kind, computer=text_value(row.Computer), event_id=event_id or 0)
+            return None
         if not isinstance(row.EventData, dict):
             raise MalformedRecord(kind, "WindowsEvent 4625 row without an EventData object")
         data = {name: text_value(value) for name, value in row.EventData.items()}
@@ -291,14 +295,32 @@ def _fluentd_syslog(record: Record, default_facility: str) -> Event:
     kind = "fluentd-syslog"
     if record.time is None:
         raise MalformedRecord(kind, "no event time: add <inject> time_key to the exec_filter")
+    if not isinstance(record.message, (str, bytes)):
+        raise MalformedRecord(kind, "no message")
     pri = text_value(record.pri)
     facility = FACILITIES[int(pri) >> 3] if pri.isdigit() and int(pri) < 192 else default_facility
     program = text_value(record.ident)
     return Event(
         SYSLOG, _time_of(record.time, kind, "time"), kind, "", text_value(record.host),
-        process_name=program, facility=facility, process_id=text_value(record.pid), program=program,
+        process_name=program, facility=facility, process_id=text_value(record.fluentd_pid), program=program,
         message=text_value(record.message),
     )
+
+
+# winevt_c (Fluentd in_windows_eventlog2, hash rendering) writes UTC as
+# "%04d/%02d/%02d %02d:%02d:%02d.%llu" where the last number is nanoseconds NOT zero-padded:
+# "05:01:36.45000000" is 0.045 s. The XML rendering and Fluent Bit write ISO-like times.
+_WINEVT_TIME = re.compile(r"(\d{4})/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
+
+
+def _windows_collector_time(text: str) -> Optional[float]:
+    """TimeCreated of a Windows collector record, in whichever of its forms."""
+    match = _WINEVT_TIME.fullmatch(text)
+    if match is None:
+        return parse_iso8601(text) if text else None
+    *fields, nanoseconds = match.groups()
+    whole = parse_iso8601("{}-{}-{}T{}:{}:{}Z".format(*fields))
+    return None if whole is None else whole + int(nanoseconds or 0) / 1e9
 
 
 def _windows_collector_kind(record: Record) -> str:
@@ -309,17 +331,13 @@ def _windows_collector(record: Record) -> Event:
     """Fluentd ``in_windows_eventlog2`` (all strings, EventData positional or parsed from the
     description) and Fluent Bit ``winevtlog`` (StringInserts typed)."""
     kind = _windows_collector_kind(record)
-    event_id = logon_type_number(text_value(record.EventID))
-    stamp = text_value(record.TimeCreated).replace("/", "-")
-    when = parse_iso8601(stamp) if stamp else None
+    if logon_type_number(text_value(record.EventID)) != LOGON_FAILURE:
+        return None
+    when = _windows_collector_time(text_value(record.TimeCreated))
     if when is None:
-        if record.time is None:
-            raise MalformedRecord(kind, f"TimeCreated {record.TimeCreated!r} is not a time")
-        when = _time_of(record.time, kind, "time")
+        raise MalformedRecord(kind, f"TimeCreated {record.TimeCreated!r} is not a time")
     table = WINDOWS_EVENT if text_value(record.Channel) == "ForwardedEvents" else SECURITY_EVENT
     computer = text_value(record.Computer)
-    if event_id != LOGON_FAILURE:
-        return Event(table, when, kind, computer=computer, event_id=event_id or 0)
     inserts = record.StringInserts if record.StringInserts is not None else record.EventData
     if isinstance(inserts, list):
         data = named_event_data(inserts, kind)
@@ -341,18 +359,27 @@ def _winlogbeat(record: Record) -> Event:
     """Winlogbeat / ECS: a valid IpAddress was moved to ``source.ip``, ``-`` stayed in event_data."""
     kind = "winlogbeat"
     winlog = record.winlog
-    event_id = logon_type_number(text_value(winlog.event_id))
+    if logon_type_number(text_value(winlog.event_id)) != LOGON_FAILURE:
+        return None
     when = _time_of(record.timestamp, kind, "@timestamp")
     table = WINDOWS_EVENT if text_value(winlog.channel) == "ForwardedEvents" else SECURITY_EVENT
     computer = text_value(winlog.computer_name)
-    if event_id != LOGON_FAILURE:
-        return Event(table, when, kind, computer=computer, event_id=event_id or 0)
     event_data = winlog.event_data if isinstance(winlog.event_data, dict) else {}
     data = {name: text_value(value) for name, value in event_data.items()}
-    source_ip = record.source.get("ip") if isinstance(record.source, dict) else None
-    if source_ip is not None:
-        data["IpAddress"] = text_value(source_ip)
+    # Winlogbeat's processors move valid values out of event_data into ECS fields
+    for ecs_object, ecs_key, name in _ECS_MOVED:
+        container = getattr(record, ecs_object)
+        if isinstance(container, dict) and container.get(ecs_key) is not None:
+            data[name] = text_value(container[ecs_key])
     return logon_failure_event(table, kind, when, computer, data)
+
+
+_ECS_MOVED = (
+    ("source", "ip", "IpAddress"),
+    ("source", "domain", "WorkstationName"),
+    ("user", "name", "TargetUserName"),
+    ("process", "executable", "ProcessName"),
+)
 
 
 class RecordReader:
@@ -390,6 +417,8 @@ class RecordReader:
                     events.append(found)
                 elif found:
                     events.extend(found)
+                elif found is None and kind == "wrapped":
+                    return ""  # the wrapped text is of no known shape
         return kind
 
     def _read_list(self, wrapper: Record, events: List[Event], problems: List[MalformedRecord]) -> str:
@@ -419,7 +448,7 @@ class RecordReader:
             return "winlogbeat", _winlogbeat
         if record.ProviderName is not None and record.EventID is not None:
             return _windows_collector_kind(record), _windows_collector
-        if record.ident is not None and record.message is not None:
+        if record.ident is not None:
             return "fluentd-syslog", self._fluentd_syslog
         wrapped = record.log if record.log is not None else record.message
         if isinstance(wrapped, (str, bytes)):

@@ -59,8 +59,8 @@ def _unescape(text: str) -> str:
     return _ENTITY.sub(replace, text)
 
 
-def parse_event_xml(text: str) -> Event:
-    """One ``<Event>...</Event>`` element to an Event; other EventIDs give a bare event.
+def parse_event_xml(text: str) -> Optional[Event]:
+    """One ``<Event>...</Event>`` element to an Event; None for another EventID (ignored).
 
     ``<RenderingInfo>`` marks an event forwarded by Windows Event Forwarding (Sentinel's
     WindowsEvent table); without it the event came from a host's own Security log
@@ -69,7 +69,8 @@ def parse_event_xml(text: str) -> Event:
     found = _EVENT_ID.match(text, text.find("EventID"))
     if found is None:
         raise MalformedRecord(XML_KIND, "no EventID")
-    event_id = int(found.group(1))
+    if int(found.group(1)) != LOGON_FAILURE:
+        return None
     stamp = _TIME_CREATED.match(text, text.find("TimeCreated"))
     when = parse_iso8601(stamp.group(2)) if stamp else None
     if when is None:
@@ -77,8 +78,6 @@ def parse_event_xml(text: str) -> Event:
     table = WINDOWS_EVENT if "RenderingInfo" in text else SECURITY_EVENT
     computer = _COMPUTER.match(text, text.find("Computer>"))
     computer_name = _unescape(computer.group(1)) if computer else ""
-    if event_id != LOGON_FAILURE:
-        return Event(table, when, XML_KIND, computer=computer_name, event_id=event_id)
     return logon_failure_event(table, XML_KIND, when, computer_name, _event_data(text))
 
 

@@ -21,7 +21,8 @@ from .engine import Engine, Settings
 from .exclusions import ExclusionError, load_exclusions
 from .explain import ExplainingLineReader, Explainer
 from .logs import LOG, RateLimitedLog, configure_logging
-from .outputs import OutputClosed, StdoutOutput
+from .forward import SpoolInUseError
+from .outputs import ForwardAlerts, OutputClosed, StdoutOutput
 from .pipeline import Pipeline
 from .profiles import PROFILES
 
@@ -126,10 +127,16 @@ class Runner:
 
     def _open_output(self):
         config = self.config
+        if config.forward:
+            try:
+                return ForwardAlerts(config.forward, config.tag, config.stats_tag, config.spool or None,
+                                     config.spool_max_bytes)
+            except (ValueError, SpoolInUseError) as error:
+                raise ConfigError(f"--forward / --spool: {error}") from None
         return StdoutOutput(sys.stdout.buffer, config.output, config.tag, config.stats_tag, config.record_tag_key)
 
-    def _emit_alert(self, record: dict) -> None:
-        self.output.alert(record, self.engine.newest)
+    def _emit_alert(self, record: dict, event_time: float) -> None:
+        self.output.alert(record, event_time)
 
     # -- running -------------------------------------------------------------------------
 
@@ -223,6 +230,8 @@ class Runner:
         figures = self.pipeline.figures()
         figures["lines"] = self._lines_done + self.reader.line_number
         figures["excluded"] = {exclusion.name: exclusion.removed for exclusion in self.exclusions}
+        if isinstance(self.output, ForwardAlerts):
+            figures["forward"] = self.output.figures()
         return figures
 
     def _emit_stats(self) -> None:

@@ -52,12 +52,12 @@ class EngineCounts:
 class Engine:
     """Decides, event by event, which successful sign-ins are alerts.
 
-    ``profile`` says what counts (see profiles.py); ``exclusions`` are (applies_to_failures,
-    applies_to_signins, predicate, counter) entries; ``emit`` receives each alert record;
-    ``report`` receives human-readable notices (ambiguous lines and the like).
+    ``profile`` says what counts (see profiles.py); the exclusions are plugin.exclusions
+    entries (``predicate`` and a ``removed`` counter); ``emit`` receives each alert record with
+    its sign-in's event time; ``report`` receives notices (ambiguous lines and the like).
     """
 
-    def __init__(self, settings: Settings, profile, emit: Callable[[dict], None],
+    def __init__(self, settings: Settings, profile, emit: Callable[[dict, float], None],
                  report: Callable[[str], None] = lambda text: None,
                  failure_exclusions: Sequence = (), signin_exclusions: Sequence = (),
                  wall_clock: Callable[[], float] = _time.time) -> None:
@@ -156,7 +156,7 @@ class Engine:
         self.counts.alerts += 1
         if late:
             self.counts.late_alerts += 1
-        self._emit(build_alert(signin, evidence, late))
+        self._emit(build_alert(signin, evidence, late), signin.time)
 
     def _retain(self, signin: Event, ip: str) -> None:
         """Keep a success that is not an alert yet; the oldest goes first past the cap."""

@@ -1,10 +1,13 @@
 """Where alerts go: stdout as JSON lines or a msgpack stream (Fluentd exec_filter, Fluent Bit
 in_exec, pipes), flushed per record, and nothing but records ever."""
 
-from typing import BinaryIO, Callable, Dict
+from typing import BinaryIO, Callable, Dict, Optional
 
 import msgpack
 import msgspec
+
+from .forward import ForwardOutput
+from .logs import LOG
 
 
 class OutputClosed(Exception):
@@ -61,3 +64,29 @@ class StdoutOutput:
             self._stream.flush()
         except (BrokenPipeError, ValueError):
             pass
+
+
+class ForwardAlerts:
+    """Alerts (spooled, acknowledged) and health records (in memory only: a lost one is
+    replaced by the next) to a Fluentd / Fluent Bit forward input, each under its own tag."""
+
+    carries_stats = True
+
+    def __init__(self, address: str, alert_tag: str, stats_tag: str, spool_path: Optional[str],
+                 spool_max_bytes: int) -> None:
+        self._alerts = ForwardOutput(address, alert_tag, spool_path, spool_max_bytes, log=LOG)
+        self._stats = ForwardOutput(address, stats_tag, None, 1024 * 1024, log=LOG)
+
+    def alert(self, record: dict, event_time: float) -> None:
+        self._alerts.emit(record, event_time)
+
+    def stats(self, record: dict, event_time: float) -> None:
+        self._stats.emit(record, event_time)
+
+    def figures(self) -> dict:
+        return dict(self._alerts.stats)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is pending within ``timeout``; unacknowledged alerts stay spooled."""
+        self._alerts.close(timeout)
+        self._stats.close(0.5)

@@ -11,7 +11,7 @@ from plugin.profiles import PROFILES
 def run(events, profile="kql", wall=BASE + 3 * 86400, **settings):
     """Alerts produced by feeding ``events`` in order; the engine checks its counters' invariants."""
     alerts = []
-    engine = Engine(Settings(**{"suppress": 0.0, **settings}), PROFILES[profile](), alerts.append,
+    engine = Engine(Settings(**{"suppress": 0.0, **settings}), PROFILES[profile](), lambda alert, when: alerts.append(alert),
                     wall_clock=lambda: wall)
     for event in events:
         engine.process(event)

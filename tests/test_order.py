@@ -13,7 +13,7 @@ ADDRESSES = ["203.0.113.1", "203.0.113.2", "2001:db8::3"]
 
 def alert_keys(events, profile):
     alerts = []
-    engine = Engine(Settings(suppress=0.0), PROFILES[profile](), alerts.append, wall_clock=lambda: 4e9)
+    engine = Engine(Settings(suppress=0.0), PROFILES[profile](), lambda alert, when: alerts.append(alert), wall_clock=lambda: 4e9)
     for event in events:
         engine.process(event)
     return sorted((alert["Type"], alert["Id"], alert["IPAddress"]) for alert in alerts)
