@@ -316,10 +316,11 @@ class MsgpackReader:
         self._renames = [(key, name) for key, name in ((time_key, "time"), (tag_key, "tag")) if key != name]
         self._limit = lines._limit
         self._fed = 0  # bytes given to the current unpacker, to tell a truncated last record
+        self._complete = 0  # bytes up to the end of the last whole record
         self._unpacker = self._new_unpacker()
 
     def _new_unpacker(self) -> "msgpack.Unpacker":
-        self._fed = 0
+        self._fed = self._complete = 0
         return msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=_event_time_ext,
                                 max_buffer_size=2 * self._limit, unicode_errors="replace")
 
@@ -342,6 +343,7 @@ class MsgpackReader:
             return
         try:
             for item in self._unpacker:
+                self._complete = self._unpacker.tell()  # now: a later failed attempt moves it
                 lines.line_number += 1
                 if isinstance(item, dict):
                     self._read_map(item)
@@ -368,7 +370,7 @@ class MsgpackReader:
 
     def finish(self) -> None:
         """End of stream: bytes of an unfinished map are reported as a truncated record."""
-        leftover = self._fed - self._unpacker.tell()
+        leftover = self._fed - self._complete
         if leftover > 0:
             self._lines.line_number += 1
             self._lines.sink.malformed("msgpack", f"stream ended inside a record ({leftover} bytes)",

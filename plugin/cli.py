@@ -25,6 +25,7 @@ from .forward import SpoolInUseError
 from .outputs import ForwardAlerts, OutputClosed, StdoutOutput
 from .pipeline import Pipeline
 from .profiles import PROFILES
+from .state import StateFile
 
 PROG = "fail2entra"
 READ_SIZE = 1024 * 1024
@@ -97,7 +98,7 @@ class Runner:
         self.notices = RateLimitedLog()
         settings = Settings(
             threshold=config.threshold, window=config.window, suppress=config.suppress,
-            future_skew=config.future_skew, max_signins=config.max_signins,
+            future_skew=config.future_skew, max_signins=config.max_signins, max_ips=config.max_ips,
         )
         try:
             self.exclusions = load_exclusions(config.exclusion)
@@ -106,11 +107,15 @@ class Runner:
         self.output = self._open_output()
         self.engine = Engine(
             settings, PROFILES[config.profile](), self._emit_alert,
-            report=lambda text: self.notices.warning("ambiguous", text),
+            report=self.notices.warning,
             failure_exclusions=[e for e in self.exclusions if e.applies_to in ("failures", "both")],
             signin_exclusions=[e for e in self.exclusions if e.applies_to in ("signins", "both")],
         )
         self.pipeline = Pipeline(self.engine, self.notices)
+        self.state = StateFile(config.state) if config.state else None
+        if self.state is not None:
+            self.state.load(self.engine)
+        self._next_snapshot = time.monotonic() + config.snapshot_interval
         reader_type, sink = LineReader, self.pipeline
         if config.explain:
             sink = self.output = Explainer(self.pipeline, sys.stdout, lambda: self.reader.line_number)
@@ -121,6 +126,7 @@ class Runner:
             if config.input == "msgpack" else self.reader
         self._lines_done = 0
         self._stopping = False
+        self._health_requested = False
         self._output_closed = False
         self._next_stats = time.monotonic() + config.stats_interval if config.stats_interval else None
         self._progress = None
@@ -214,20 +220,35 @@ class Runner:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
     def _wait_time(self) -> Optional[float]:
-        if self._next_stats is None:
-            return None
-        return max(0.0, self._next_stats - time.monotonic())
+        due = [when for when in (self._next_stats, self._next_snapshot if self.state else None) if when is not None]
+        return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _periodic(self) -> None:
-        """Health records and progress, when due."""
-        if self._next_stats is not None and time.monotonic() >= self._next_stats:
-            self._next_stats = time.monotonic() + self.config.stats_interval
+        """Health records, snapshots, SIGUSR1 and progress, when due."""
+        now = time.monotonic()
+        if self._next_stats is not None and now >= self._next_stats:
+            self._next_stats = now + self.config.stats_interval
             self._emit_stats()
+        if self.state is not None and now >= self._next_snapshot:
+            self._snapshot()
+        if self._health_requested:
+            self._health_requested = False
+            LOG.info("health: %s", self.figures())
         if self._progress is not None:
             self._progress.update()
 
+    def _snapshot(self) -> None:
+        """Save the state; the next save waits at least five times as long as this one took,
+        so that even a million-IP snapshot costs the pipeline at most a sixth of its time."""
+        self.state.save(self.engine)
+        self._next_snapshot = time.monotonic() + max(self.config.snapshot_interval, 5 * self.state.last_save_seconds)
+
     def figures(self) -> dict:
-        figures = self.pipeline.figures()
+        state = self.state
+        figures = self.pipeline.figures(None if state is None or state.saved_at is None else time.time() - state.saved_at)
+        if state is not None:
+            figures["snapshot"] = {"bytes": state.last_size, "write_seconds": round(state.last_save_seconds, 3),
+                                   "failures": state.failures}
         figures["lines"] = self._lines_done + self.reader.line_number
         figures["excluded"] = {exclusion.name: exclusion.removed for exclusion in self.exclusions}
         if isinstance(self.output, ForwardAlerts):
@@ -253,8 +274,10 @@ class Runner:
         def stop(signum: int, frame: object) -> None:
             self._stopping = True
 
-        if hasattr(signal, "SIGUSR1"):
-            signal.signal(signal.SIGUSR1, lambda signum, frame: LOG.info("health: %s", self.figures()))
+        def health(signum: int, frame: object) -> None:
+            self._health_requested = True
+
+        signal.signal(signal.SIGUSR1, health)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)  # last: a caught SIGTERM means every handler is in place
         return wakeup_read
@@ -268,6 +291,8 @@ class Runner:
             self._output_closed = True
         if self._output_closed:
             _silence_stdout()
+        if self.state is not None:
+            self.state.save(self.engine)
         self.notices.flush()
         if self.config.stats:
             sys.stderr.write(_format_stats(self.figures()))

@@ -12,6 +12,7 @@ Layout (chosen for memory: at a million sprayed addresses every byte per IP coun
 A sprayed IP with one failure costs one entry in each dict plus one small Tally.
 """
 
+import heapq
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from sortedcontainers import SortedDict
@@ -175,19 +176,61 @@ class FailureCounter:
                 del buckets[number]
         return tally.total
 
-    def tallies(self) -> Iterator[Tuple[str, Tally]]:
-        """(ip, tally) pairs, for eviction and snapshots."""
-        return iter(self._tallies.items())
+    def least_important(self, limit: int, protected: Dict[str, object], now: float,
+                        threshold: int) -> List[Tuple[float, str]]:
+        """Up to ``limit`` eviction candidates as (score, ip), highest score first, where the
+        score is (failures still needed to pass the threshold) x (time since the last failure):
+        IPs far below the threshold AND long idle go first; a fresh IP, or one over the
+        threshold, scores 0 or less and goes last. IPs in ``protected`` are never proposed.
 
-    def buckets(self) -> Iterator[Tuple[int, Dict[str, int]]]:
-        """(bucket number, {ip: count}) in time order, for snapshots."""
-        return iter(self._buckets.items())
+        Buckets are walked from the oldest; an IP is scored in the bucket of its last failure.
+        The walk stops when no later bucket can beat the scores found (an IP in a bucket
+        starting at t scores at most threshold x (now - t)). Runtime: O(entries walked).
+        """
+        width = self.bucket_seconds
+        tallies = self._tallies
+        best: List[Tuple[float, str]] = []  # a min-heap of the top ``limit`` scores
+        for number, bucket in self._buckets.items():
+            if len(best) >= limit and best[0][0] >= threshold * (now - number * width):
+                break
+            for ip in bucket:
+                tally = tallies[ip]
+                if int(tally.last // width) != number or ip in protected:
+                    continue
+                entry = ((threshold + 1 - tally.total) * (now - tally.last), ip)
+                if len(best) < limit:
+                    heapq.heappush(best, entry)
+                elif entry > best[0]:
+                    heapq.heapreplace(best, entry)
+        return sorted(best, reverse=True)
 
-    def newest_bucket_end(self) -> Optional[float]:
-        """End time of the newest bucket, or None when empty."""
-        if not self._buckets:
-            return None
-        return (self._buckets.peekitem(-1)[0] + 1) * self.bucket_seconds
+    def dump(self) -> Iterator[list]:
+        """Everything the counter holds, as plain lists for a snapshot: first one list per IP
+        ``[ip, total, first, last, hosts, users]``, then one per bucket ``[number, [ip, count, ...]]``.
+        ``len(self)`` and ``self.bucket_count()`` tell how many of each come."""
+        for ip, tally in self._tallies.items():
+            yield [ip, tally.total, tally.first, tally.last, list(tally.hosts), list(tally.users)]
+        for number, bucket in self._buckets.items():
+            yield [number, [item for pair in bucket.items() for item in pair]]
+
+    def bucket_count(self) -> int:
+        return len(self._buckets)
+
+    def restore_tally(self, ip: str, total: int, first: float, last: float, hosts: list, users: list) -> None:
+        """Put back one IP's tally from a snapshot (its buckets follow)."""
+        self._tallies[ip] = Tally(total, first, last, self._intern(tuple(hosts)), self._intern(tuple(users)))
+
+    def verify(self) -> None:
+        """A cheap consistency check after a restore (``_check`` is the thorough one): the
+        buckets hold exactly the tallied failures. Raises ValueError."""
+        in_buckets = sum(sum(bucket.values()) for bucket in self._buckets.values())
+        tallied = sum(tally.total for tally in self._tallies.values())
+        if in_buckets != tallied:
+            raise ValueError(f"buckets hold {in_buckets} failures, tallies {tallied}")
+
+    def restore_bucket(self, number: int, flat: list) -> None:
+        """Put back one bucket from a snapshot: ``flat`` is ``[ip, count, ip, count, ...]``."""
+        self._buckets[number] = dict(zip(flat[::2], flat[1::2]))
 
     def _check(self) -> None:
         """Assert the invariants that tie the buckets to the tallies (tests call this)."""

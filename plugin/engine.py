@@ -7,7 +7,7 @@ expire everyone's state). State older than the window behind that clock is dropp
 """
 
 import time as _time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from sortedcontainers import SortedKeyList
 
@@ -26,12 +26,13 @@ class Settings:
     """The engine's tunables; the CLI fills them from options and the config file."""
 
     def __init__(self, threshold: int = 5, window: float = 86400.0, suppress: float = 3600.0,
-                 future_skew: float = 600.0, max_signins: int = 100_000) -> None:
+                 future_skew: float = 600.0, max_signins: int = 100_000, max_ips: int = 1_000_000) -> None:
         self.threshold = threshold
         self.window = window
         self.suppress = suppress
         self.future_skew = future_skew
         self.max_signins = max_signins
+        self.max_ips = max_ips
 
 
 class EngineCounts:
@@ -47,6 +48,7 @@ class EngineCounts:
         self.future = 0
         self.stale = 0
         self.signins_evicted = 0
+        self.ips_evicted = 0
 
 
 class Engine:
@@ -54,11 +56,12 @@ class Engine:
 
     ``profile`` says what counts (see profiles.py); the exclusions are plugin.exclusions
     entries (``predicate`` and a ``removed`` counter); ``emit`` receives each alert record with
-    its sign-in's event time; ``report`` receives notices (ambiguous lines and the like).
+    its sign-in's event time; ``report(category, text)`` receives notices (ambiguous lines,
+    evictions), which the CLI rate-limits per category.
     """
 
     def __init__(self, settings: Settings, profile, emit: Callable[[dict, float], None],
-                 report: Callable[[str], None] = lambda text: None,
+                 report: Callable[[str, str], None] = lambda category, text: None,
                  failure_exclusions: Sequence = (), signin_exclusions: Sequence = (),
                  wall_clock: Callable[[], float] = _time.time) -> None:
         self.settings = settings
@@ -90,7 +93,7 @@ class Engine:
                 self._count_failure(event, verdict)
             elif verdict is AMBIGUOUS:
                 self.counts.ambiguous += 1
-                self._report(f"ambiguous sshd line not counted: {event.message[:200]!r}")
+                self._report("ambiguous", f"ambiguous sshd line not counted: {event.message[:200]!r}")
             return
         ip = self.profile.success_ip(event)
         if ip is not None:
@@ -106,7 +109,9 @@ class Engine:
             self.counts.stale += 1
             return
         self.counts.failures[failure.source] += failure.count
-        self.counters[failure.source].add(failure.ip, when, failure.count, failure.host, failure.user)
+        total = self.counters[failure.source].add(failure.ip, when, failure.count, failure.host, failure.user)
+        if total == failure.count and self.tracked_total() > self.settings.max_ips:
+            self._evict()
         waiting = self._retained.get(failure.ip)
         if waiting:
             self._recheck(failure.ip, waiting)
@@ -183,6 +188,25 @@ class Engine:
                 self._retained_by_time.remove((signin.time, ip, signin))
                 self._alert(signin, ip, evidence, late=True)
 
+    def _evict(self) -> None:
+        """The cap on tracked IPs is passed: forget a batch (1 % of the cap) of the IPs that
+        matter least, furthest below the threshold and longest idle together (see
+        FailureCounter.least_important). IPs with a retained sign-in are kept; IPs over the
+        threshold and fresh IPs go last."""
+        batch = max(1, self.settings.max_ips // 100)
+        threshold = self.settings.threshold
+        candidates = []
+        for source, counter in self.counters.items():
+            candidates.extend((score, source, ip) for score, ip
+                              in counter.least_important(batch, self._retained, self.newest, threshold))
+        candidates.sort(reverse=True)
+        for _, source, ip in candidates[:batch]:
+            self.counters[source].forget(ip)
+        evicted = min(batch, len(candidates))
+        self.counts.ips_evicted += evicted
+        self._report("eviction", f"tracked IPs passed --max-ips {self.settings.max_ips}: evicted {evicted} "
+                                 f"(furthest below the threshold and longest idle); {self.counts.ips_evicted} so far")
+
     # -- time ----------------------------------------------------------------------------
 
     def _advance_clock(self, when: float) -> bool:
@@ -212,8 +236,7 @@ class Engine:
         suppress_horizon = horizon - self.settings.suppress
         if len(self._alerted) > 1024:
             self._alerted = {key: when for key, when in self._alerted.items() if when >= suppress_horizon}
-        bucket = self.counters[FAILURE_TABLES[0]].bucket_seconds
-        self._next_expiry = self.newest + bucket
+        self._next_expiry = self.newest + self.bucket_seconds()
 
     # -- figures -------------------------------------------------------------------------
 
@@ -221,5 +244,35 @@ class Engine:
         """IPs tracked per failure source."""
         return {source: len(counter) for source, counter in self.counters.items()}
 
+    def tracked_total(self) -> int:
+        """IPs tracked over all sources (what --max-ips caps)."""
+        return sum(len(counter) for counter in self.counters.values())
+
     def retained_signins(self) -> int:
         return len(self._retained_by_time)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def retained(self) -> Iterator[Tuple[str, Event]]:
+        """(list key, sign-in) of every success waiting for late failures, oldest first."""
+        return ((ip, signin) for _, ip, signin in self._retained_by_time)
+
+    def suppression(self) -> Iterator[Tuple[str, str, float]]:
+        """(ip, upn, sign-in time) of the alerts that suppress repeats."""
+        return ((ip, upn, when) for (ip, upn), when in self._alerted.items())
+
+    def restore(self, newest: float, counters: Dict[str, FailureCounter],
+                retained: Sequence[Tuple[str, Event]], suppression: Sequence[Tuple[str, str, float]]) -> None:
+        """Take over state read from a snapshot (the counters already hold their IPs)."""
+        self.newest = newest
+        self.counters = counters
+        self._retained = {}
+        self._retained_by_time = SortedKeyList(key=lambda entry: entry[0])
+        for ip, signin in retained:
+            self._retained.setdefault(ip, []).append(signin)
+            self._retained_by_time.add((signin.time, ip, signin))
+        self._alerted = {(ip, upn): when for ip, upn, when in suppression}
+        self._next_expiry = 0.0
+
+    def bucket_seconds(self) -> float:
+        return self.counters[FAILURE_TABLES[0]].bucket_seconds

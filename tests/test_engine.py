@@ -220,3 +220,20 @@ def test_retained_successes_are_bounded():
     signins = [signin(f"192.0.2.{i}", at=i) for i in range(10)]
     _, engine = run(signins, "kql", max_signins=4)
     assert engine.retained_signins() == 4 and engine.counts.signins_evicted == 6
+
+
+def test_the_ip_cap_evicts_the_least_important_first():
+    """Past --max-ips, single-failure idle IPs go first; IPs over the threshold and IPs with a
+    retained sign-in stay."""
+    attacker = [sshd("203.0.113.5", at=float(i)) for i in range(6)]
+    waiting = [signin("198.51.100.50", at=10.0), sshd("198.51.100.50", at=11.0)]
+    spray = [sshd(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", at=20.0 + i / 100) for i in range(500)]
+    late = [sshd("203.0.113.5", at=30.0), signin("203.0.113.5", at=31.0)]
+    alerts, engine = run(attacker + waiting + spray + late, "kql", max_ips=100)
+    assert engine.tracked_total() <= 100
+    assert engine.counts.ips_evicted >= 400
+    assert engine.counters["Syslog"].total("203.0.113.5") == 7
+    assert "198.51.100.50" in engine.counters["Syslog"]
+    assert "10.0.1.243" in engine.counters["Syslog"]  # the newest spray address is kept
+    assert "10.0.0.0" not in engine.counters["Syslog"]  # the oldest is gone
+    assert [alert["IPAddress"] for alert in alerts] == ["203.0.113.5"]

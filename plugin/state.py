@@ -1,0 +1,226 @@
+"""Durable state: a versioned msgpack snapshot of everything the engine needs, so that a
+restart (Fluentd respawns its exec_filter child on every reload and crash; edge hosts reboot)
+forgets nothing of a one-day window.
+
+The file is a stream of msgpack objects, written and read one object at a time so that a
+million-IP snapshot never exists twice in memory:
+
+    {"format": "fail2entra-state", "version": 1, "profile", "bucket_seconds", "newest", "written"}
+    ["counter", source, n_tallies, n_buckets]  then n_tallies × [ip, total, first, last, hosts, users]
+                                               then n_buckets × [bucket number, [ip, count, ...]]
+    ... one "counter" section per failure source ...
+    ["retained", n]    then n × [list key, sign-in Event as a list]
+    ["suppression", n] then n × [ip, upn, sign-in time]
+    ["end", objects written before it]
+
+It is written atomically (temporary file, fsync, rename, fsync of the directory), so a kill -9
+at any point leaves the previous snapshot or the new one, never a torn file. A file that cannot
+be read (truncated, corrupt, another version or profile) is moved aside with a loud warning and
+the run starts empty; it never stops the process.
+"""
+
+import os
+import time
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import msgpack
+
+from parsers.event import FAILURE_TABLES, Event
+
+from .counter import FailureCounter
+from .engine import Engine
+from .logs import LOG
+
+FORMAT = "fail2entra-state"
+VERSION = 1
+_READ_SIZE = 1024 * 1024
+
+
+class SnapshotError(ValueError):
+    """The snapshot cannot be used; the message says why (shown in the warning)."""
+
+
+class StateFile:
+    """Loads the engine's state at start and saves it periodically and at exit.
+
+    ``save`` never raises: a failure (disk full, no permission) is logged and counted, and the
+    run goes on with the previous snapshot in place.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.saved_at: Optional[float] = None  # wall time of the last good save (or load)
+        self.last_save_seconds = 0.0
+        self.last_size = 0
+        self.failures = 0
+
+    # -- save ------------------------------------------------------------------------------
+
+    def save(self, engine: Engine) -> bool:
+        started = time.monotonic()
+        temporary = f"{self.path}.tmp"
+        try:
+            with open(temporary, "wb") as handle:
+                for chunk in _encoded(engine):
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+                self.last_size = handle.tell()
+            os.replace(temporary, self.path)
+            _fsync_directory(self.path)
+        except OSError as error:
+            self.failures += 1
+            LOG.error("cannot write the state snapshot %s: %s (the previous snapshot stays in place)",
+                      self.path, error.strerror or error)
+            _remove_quietly(temporary)
+            return False
+        self.saved_at = time.time()
+        self.last_save_seconds = time.monotonic() - started
+        return True
+
+    # -- load ------------------------------------------------------------------------------
+
+    def load(self, engine: Engine) -> bool:
+        """Read the snapshot into ``engine``; True when state was restored. A missing file is a
+        first start; an unusable one is moved aside and the engine stays empty."""
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            LOG.info("no state snapshot at %s yet: starting empty", self.path)
+            return False
+        except OSError as error:
+            LOG.error("cannot read the state snapshot %s: %s; starting empty", self.path, error.strerror)
+            return False
+        try:
+            with handle:
+                newest, counters, retained, suppression = _decode(handle, engine)
+        except (SnapshotError, ValueError, TypeError, KeyError, IndexError, msgpack.UnpackException) as error:
+            aside = f"{self.path}.unusable-{time.strftime('%Y%m%dT%H%M%S')}"
+            try:
+                os.replace(self.path, aside)
+                where = f"moved aside to {aside}"
+            except OSError as move_error:
+                where = f"could not be moved aside ({move_error.strerror})"
+            LOG.warning("STATE SNAPSHOT %s IS UNUSABLE (%s): %s; starting with EMPTY state",
+                        self.path, error, where)
+            return False
+        engine.restore(newest, counters, retained, suppression)
+        self.saved_at = time.time()
+        LOG.info("state restored from %s: %d IPs, %d retained sign-ins", self.path,
+                 engine.tracked_total(), engine.retained_signins())
+        return True
+
+
+def _encoded(engine: Engine) -> Iterator[bytes]:
+    """The snapshot, as a sequence of msgpack-encoded objects (see the module docstring)."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    written = 0
+    yield pack({"format": FORMAT, "version": VERSION, "profile": engine.profile.name,
+                "bucket_seconds": engine.bucket_seconds(), "newest": engine.newest, "written": time.time()})
+    written += 1
+    for source, counter in engine.counters.items():
+        yield pack(["counter", source, len(counter), counter.bucket_count()])
+        written += 1
+        for item in counter.dump():
+            yield pack(item)
+            written += 1
+    retained = list(engine.retained())
+    yield pack(["retained", len(retained)])
+    written += 1
+    for ip, signin in retained:
+        yield pack([ip, list(signin)])
+        written += 1
+    suppression = list(engine.suppression())
+    yield pack(["suppression", len(suppression)])
+    written += 1
+    for entry in suppression:
+        yield pack(list(entry))
+        written += 1
+    yield pack(["end", written])
+
+
+def _decode(handle, engine: Engine) -> Tuple[float, Dict[str, FailureCounter], List[Tuple[str, Event]], List[tuple]]:
+    """Read a snapshot written by _encoded into fresh structures; SnapshotError if unusable."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 * 1024 * 1024)
+    objects = _objects(handle, unpacker)
+    header = next(objects, None)
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise SnapshotError("not a fail2entra state snapshot" if header is not None else "empty file")
+    if header.get("version") != VERSION:
+        raise SnapshotError(f"snapshot version {header.get('version')!r}, this program reads {VERSION}")
+    if header.get("profile") != engine.profile.name:
+        raise SnapshotError(f"snapshot of profile {header.get('profile')!r}, this run uses {engine.profile.name!r}")
+    if header.get("bucket_seconds") != engine.bucket_seconds():
+        raise SnapshotError("snapshot taken with another --window (bucket width differs)")
+    count = 1
+    counters: Dict[str, FailureCounter] = {}
+    for source in FAILURE_TABLES:
+        kind, name, tallies, buckets = _next(objects)
+        count += 1
+        if kind != "counter" or name != source:
+            raise SnapshotError(f"expected the {source} counter, found {kind!r} {name!r}")
+        counter = counters[source] = FailureCounter(engine.bucket_seconds())
+        for _ in range(tallies):
+            counter.restore_tally(*_next(objects))
+        for _ in range(buckets):
+            counter.restore_bucket(*_next(objects))
+        count += tallies + buckets
+        counter.verify()
+    retained = [(ip, Event(*fields)) for ip, fields in _section(objects, "retained")]
+    suppression = [tuple(entry) for entry in _section(objects, "suppression")]
+    count += 2 + len(retained) + len(suppression)
+    end = _next(objects)
+    if end != ["end", count]:
+        raise SnapshotError(f"bad end marker {end!r} after {count} objects")
+    if next(objects, None) is not None:
+        raise SnapshotError("data after the end marker")
+    return float(header["newest"]), counters, retained, suppression
+
+
+def _objects(handle, unpacker: "msgpack.Unpacker") -> Iterator[Any]:
+    """The file's objects one by one; bytes left over at the end (a cut object) are an error."""
+    fed = complete = 0  # bytes read, and bytes up to the end of the last whole object
+    while True:
+        data = handle.read(_READ_SIZE)
+        if not data:
+            if fed != complete:
+                raise SnapshotError(f"{fed - complete} bytes of a cut object at the end")
+            return
+        fed += len(data)
+        unpacker.feed(data)
+        for item in unpacker:
+            complete = unpacker.tell()  # read right away: after a failed attempt it counts the cut bytes
+            yield item
+
+
+def _next(objects: Iterator[Any]) -> Any:
+    found = next(objects, _TRUNCATED)
+    if found is _TRUNCATED:
+        raise SnapshotError("truncated")
+    return found
+
+
+_TRUNCATED = object()
+
+
+def _section(objects: Iterator[Any], name: str) -> List[Any]:
+    kind, size = _next(objects)
+    if kind != name:
+        raise SnapshotError(f"expected the {name} section, found {kind!r}")
+    return [_next(objects) for _ in range(size)]
+
+
+def _fsync_directory(path: str) -> None:
+    """Make the rename itself durable."""
+    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
