@@ -1,11 +1,16 @@
 """IP address text to canonical form: the one comparison both sides of a correlation agree on."""
 
 import ipaddress
+import re
 from functools import lru_cache
 from typing import Optional
 
+# A dotted quad already in canonical form: octets 0-255 without leading zeros. Nearly every
+# IPv4 address in a log is written so, and a spray brings a new one on every line: one regex
+# match instead of the ipaddress module's parse (ten times slower) and no cache churn.
+_CANONICAL_IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
 
-@lru_cache(maxsize=65536)
+
 def canonical_ip(text: str) -> Optional[str]:
     """Return the canonical form of an IP address, or None when ``text`` is not exactly one.
 
@@ -17,6 +22,14 @@ def canonical_ip(text: str) -> Optional[str]:
     >>> canonical_ip("2001:DB8:0::1"), canonical_ip("::ffff:192.0.2.7"), canonical_ip("1.2.3.04")
     ('2001:db8::1', '192.0.2.7', None)
     """
+    if _CANONICAL_IPV4.fullmatch(text):
+        return text
+    return _canonical_other(text)
+
+
+@lru_cache(maxsize=65536)
+def _canonical_other(text: str) -> Optional[str]:
+    """IPv6 and anything unusual, through the ipaddress module (cached: such text repeats)."""
     if not text or len(text) > 45:
         return None
     try:

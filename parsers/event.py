@@ -54,6 +54,34 @@ class Event(NamedTuple):
     location: str = ""  # Location (country or region)
 
 
+_build = tuple.__new__
+
+
+def syslog_event(when: float, kind: str, host: str, program: str, process_id: str, facility: str,
+                 message: str, trusted_program: str) -> Event:
+    """A Syslog event; built without NamedTuple's keyword handling, four times cheaper, since
+    it runs for every line of an auth log."""
+    return _build(Event, (SYSLOG, when, kind, "", host, 0, None, "", "", "", "", program, "", "", "", "",
+                          facility, process_id, trusted_program, message, "", "", "", "", "", "", ""))
+
+
+def logon_failure(table: str, when: float, kind: str, ip: str, computer: str, logon_type: Optional[int],
+                  target_user: str, target_domain: str, subject_user: str, workstation: str,
+                  process_name: str, logon_process: str, auth_package: str, status: str, sub_status: str) -> Event:
+    """A Windows 4625 event (built like syslog_event, for the same reason)."""
+    return _build(Event, (table, when, kind, ip, computer, 4625, logon_type, target_user, target_domain,
+                          subject_user, workstation, process_name, logon_process, auth_package, status,
+                          sub_status, "", "", "", "", "", "", "", "", "", "", ""))
+
+
+def signin(table: str, when: float, kind: str, ip: str, user_principal_name: str, result_type: str,
+           record_id: str, app_display_name: str, client_app: str, user_agent: str, location: str) -> Event:
+    """An Entra ID sign-in event (built like syslog_event, for the same reason)."""
+    return _build(Event, (table, when, kind, ip, "", 0, None, "", "", "", "", "", "", "", "", "", "", "", "", "",
+                          user_principal_name, result_type, record_id, app_display_name, client_app,
+                          user_agent, location))
+
+
 class MalformedRecord(ValueError):
     """A record of a recognised shape that cannot be read; counted and reported with its line."""
 

@@ -20,7 +20,7 @@ import msgspec
 
 from .event import (
     NON_INTERACTIVE_SIGNIN_LOGS, SECURITY_EVENT, SIGNIN_LOGS, SYSLOG, TABLES, WINDOWS_EVENT,
-    Event, MalformedRecord,
+    Event, MalformedRecord, signin, syslog_event,
 )
 from .syslog import FACILITIES
 from .timestamps import parse_iso8601
@@ -164,7 +164,7 @@ def _time_of(value: Any, kind: str, what: str) -> float:
     """An event time from an ISO string, or from Fluentd's injected epoch number."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    when = parse_iso8601(text_value(value)) if value is not None else None
+    when = parse_iso8601(text_value(value).strip()) if value is not None else None
     if when is None:
         raise MalformedRecord(kind, f"{what} {value!r} is not a time")
     return when
@@ -187,11 +187,12 @@ def _location_text(value: Any) -> str:
 def signin_event(table: str, kind: str, when: float, ip: Any, upn: Any, result: str, record_id: Any,
                  app: Any, client_app: Any, user_agent: Any, location: Any) -> Event:
     """The Event for one Entra ID sign-in, whatever shape it came in."""
-    return Event(
-        table, when, kind, text_value(ip), user_principal_name=text_value(upn), result_type=result,
-        record_id=text_value(record_id), app_display_name=text_value(app),
-        client_app=text_value(client_app), user_agent=text_value(user_agent),
-        location=_location_text(location),
+    return signin(
+        table, when, kind, ip if type(ip) is str else text_value(ip),
+        upn if type(upn) is str else text_value(upn), result,
+        record_id if type(record_id) is str else text_value(record_id),
+        app if type(app) is str else text_value(app), text_value(client_app), text_value(user_agent),
+        location if type(location) is str else _location_text(location),
     )
 
 
@@ -216,11 +217,8 @@ def _sentinel_row(row: Record) -> Optional[Event]:
         return logon_failure_event(table, kind, when, text_value(row.Computer), data)
     if table == SYSLOG:
         program = text_value(row.ProcessName)
-        return Event(
-            table, when, kind, "", text_value(row.HostName or row.Computer), process_name=program,
-            facility=text_value(row.Facility), process_id=text_value(row.ProcessID), program=program,
-            message=text_value(row.SyslogMessage),
-        )
+        return syslog_event(when, kind, text_value(row.HostName or row.Computer), program, text_value(row.ProcessID),
+                            text_value(row.Facility), text_value(row.SyslogMessage), program)
     return signin_event(
         table, kind, when, row.IPAddress, row.UserPrincipalName, _result_code(row.ResultType), row.Id,
         row.AppDisplayName, row.ClientAppUsed, row.UserAgent, row.Location,
@@ -282,11 +280,9 @@ def _journald(record: Record) -> Event:
         raise MalformedRecord(kind, "no __REALTIME_TIMESTAMP")
     facility_number = text_value(record.SYSLOG_FACILITY)
     facility = FACILITIES[int(facility_number)] if facility_number.isdigit() and int(facility_number) < 24 else ""
-    return Event(
-        SYSLOG, when, kind, "", text_value(record.hostname), process_name=text_value(record.SYSLOG_IDENTIFIER),
-        facility=facility, process_id=text_value(record.SYSLOG_PID or record.pid),
-        program=text_value(record.comm), message=text_value(message),
-    )
+    return syslog_event(when, kind, text_value(record.hostname), text_value(record.SYSLOG_IDENTIFIER),
+                        text_value(record.SYSLOG_PID or record.pid), facility, text_value(message),
+                        text_value(record.comm))
 
 
 def _fluentd_syslog(record: Record, default_facility: str) -> Event:
@@ -300,11 +296,8 @@ def _fluentd_syslog(record: Record, default_facility: str) -> Event:
     pri = text_value(record.pri)
     facility = FACILITIES[int(pri) >> 3] if pri.isdigit() and int(pri) < 192 else default_facility
     program = text_value(record.ident)
-    return Event(
-        SYSLOG, _time_of(record.time, kind, "time"), kind, "", text_value(record.host),
-        process_name=program, facility=facility, process_id=text_value(record.fluentd_pid), program=program,
-        message=text_value(record.message),
-    )
+    return syslog_event(_time_of(record.time, kind, "time"), kind, text_value(record.host), program,
+                        text_value(record.fluentd_pid), facility, text_value(record.message), program)
 
 
 # winevt_c (Fluentd in_windows_eventlog2, hash rendering) writes UTC as
@@ -400,7 +393,11 @@ class RecordReader:
         """Recognise ``record`` by its keys and read it."""
         events: List[Event] = []
         problems: List[MalformedRecord] = []
-        kind = self._read_into(record, events, problems)
+        try:
+            kind = self._read_into(record, events, problems)
+        except RecursionError:  # wrapper lists nested hundreds deep: the items found so far stay
+            kind = "eventhub" if record.records is not None else "graph"
+            problems.append(MalformedRecord(kind, "wrapper lists nested too deeply"))
         return kind, events, problems
 
     def _read_into(self, record: Record, events: List[Event], problems: List[MalformedRecord]) -> str:

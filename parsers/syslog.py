@@ -7,7 +7,7 @@ scanning every message with a regex would cost more than everything else on the 
 import re
 from typing import Callable, Optional
 
-from .event import SYSLOG, Event, MalformedRecord
+from .event import Event, MalformedRecord, syslog_event
 from .timestamps import parse_iso8601
 
 KIND = "syslog"  # for malformed syslog headers of any form
@@ -64,11 +64,8 @@ def parse_syslog(line: str, default_facility: str, clock: Callable[[str], Option
         if when is None:
             raise MalformedRecord(KIND, f"RFC 5424 timestamp {stamp!r} is not a date")
         app = "" if app == "-" else app
-        return Event(
-            SYSLOG, when, RFC5424_KIND, "", "" if host == "-" else host, process_name=app,
-            facility=_facility(pri, default_facility), process_id="" if procid == "-" else procid,
-            program=app, message=line[match.end():],
-        )
+        return syslog_event(when, RFC5424_KIND, "" if host == "-" else host, app, "" if procid == "-" else procid,
+                            _facility(pri, default_facility), line[match.end():], app)
     rfc3339 = first.isdigit() or line[line.find(">") + 1:][:1].isdigit()
     match = (_RFC3339 if rfc3339 else _RFC3164).match(line)
     if match is None:
@@ -77,7 +74,5 @@ def parse_syslog(line: str, default_facility: str, clock: Callable[[str], Option
     when = parse_iso8601(stamp) if rfc3339 else clock(stamp)
     if when is None:
         raise MalformedRecord(KIND, f"timestamp {stamp!r} is not a date")
-    return Event(
-        SYSLOG, when, RFC3339_KIND if rfc3339 else RFC3164_KIND, "", host, process_name=tag, facility=_facility(pri, default_facility),
-        process_id=pid or "", program=tag, message=line[match.end():],
-    )
+    return syslog_event(when, RFC3339_KIND if rfc3339 else RFC3164_KIND, host, tag, pid or "",
+                        default_facility if pri is None else _facility(pri, default_facility), line[match.end():], tag)

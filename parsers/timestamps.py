@@ -17,46 +17,57 @@ except ImportError:  # pragma: no cover - Python 3.8 is not supported; kept for 
 
 _CACHE_LIMIT = 100_000
 
-# 2026-11-28T05:01:36.9278361Z, 2026-11-28 05:01:36+01:00, 2026-11-28T05:01:36.123+0000
-_ISO = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s*"
-    r"(Z|z|[+-]\d\d:?\d\d|UTC|GMT)?"
-)
-_iso_cache: Dict[str, float] = {}
+# 2026-11-28T05:01:36.9278361Z, 2026-11-28 05:01:36+01:00, 2026-11-28T05:01:36.123+0000:
+# the first 19 characters are converted once per second of time (cached); the fraction and the
+# zone after them are read on each call, since fractions make every full string unique.
+_WHOLE_SECOND = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)")
+_FRACTION_AND_ZONE = re.compile(r"(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d\d:?\d\d|UTC|GMT)?\s*")
+_second_cache: Dict[str, Optional[float]] = {}
+_MISSING = object()
 
 
-def parse_iso8601(text: str, default_zone: tzinfo = timezone.utc) -> Optional[float]:
+def parse_iso8601(text: str) -> Optional[float]:
     """Seconds since the epoch for an ISO 8601 / RFC 3339 timestamp, or None if it is not one.
 
     Accepts 0 to 9 fraction digits (Windows writes 7 or 9, .NET 7), ``Z``, ``+hh:mm``,
-    ``+hhmm`` and a space instead of ``T``. A timestamp without a zone is read in
-    ``default_zone`` (UTC unless the caller knows better). Python 3.9's ``fromisoformat`` cannot
-    read most of these, hence the regex.
+    ``+hhmm`` and a space instead of ``T``; a timestamp without a zone is UTC (as Sentinel,
+    Windows and Entra ID write them). Python 3.9's ``fromisoformat`` reads few of these.
 
-    >>> parse_iso8601("2026-11-28T05:01:36.5Z")
-    1795842096.5
+    >>> parse_iso8601("2026-11-28T05:01:36.5Z"), parse_iso8601("2026-11-28 06:01:36+01:00")
+    (1795842096.5, 1795842096.0)
     """
-    cached = _iso_cache.get(text)
-    if cached is not None:
-        return cached
-    match = _ISO.fullmatch(text.strip())
+    head = text[:19]
+    base = _second_cache.get(head, _MISSING)
+    if base is _MISSING:
+        base = _whole_second(head)
+        if len(_second_cache) >= _CACHE_LIMIT:
+            _second_cache.clear()
+        _second_cache[head] = base
+    if base is None:
+        return None
+    rest = text[19:]
+    if not rest or rest == "Z":
+        return base
+    match = _FRACTION_AND_ZONE.fullmatch(rest)
     if match is None:
         return None
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    try:
-        naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
-    except ValueError:
-        return None
-    if zone is None:
-        value = naive.replace(tzinfo=default_zone).timestamp()
-    else:
-        value = float(calendar.timegm(naive.timetuple()) - _zone_offset(zone))
+    fraction, zone = match.groups()
+    value = base - _zone_offset(zone) if zone else base
     if fraction:
         value += int(fraction) / 10 ** len(fraction)
-    if len(_iso_cache) >= _CACHE_LIMIT:
-        _iso_cache.clear()
-    _iso_cache[text] = value
     return value
+
+
+def _whole_second(head: str) -> Optional[float]:
+    """UTC epoch seconds of ``YYYY-MM-DDTHH:MM:SS``, or None when it is not a valid time."""
+    match = _WHOLE_SECOND.fullmatch(head)
+    if match is None:
+        return None
+    try:
+        moment = datetime(*map(int, match.groups()))
+    except ValueError:
+        return None
+    return float(calendar.timegm(moment.timetuple()))
 
 
 def _zone_offset(zone: str) -> int:

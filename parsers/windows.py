@@ -9,7 +9,7 @@ are mapped onto the same named EventData fields and built by :func:`logon_failur
 import re
 from typing import Any, Mapping, Optional, Sequence
 
-from .event import SECURITY_EVENT, WINDOWS_EVENT, Event, MalformedRecord
+from .event import SECURITY_EVENT, WINDOWS_EVENT, Event, MalformedRecord, logon_failure
 from .timestamps import parse_iso8601
 
 XML_KIND = "windows-xml"
@@ -116,12 +116,11 @@ def logon_failure_event(table: str, kind: str, when: float, computer: str, data:
     empty string, and the rule's ``IpAddress != "-"`` lets it through.
     """
     get = data.get
-    return Event(
-        table, when, kind, get("IpAddress", ""), computer, LOGON_FAILURE,
-        logon_type_number(get("LogonType", "")), get("TargetUserName", ""), get("TargetDomainName", ""),
-        get("SubjectUserName", ""), get("WorkstationName", ""), get("ProcessName", ""),
-        get("LogonProcessName", ""), get("AuthenticationPackageName", ""), get("Status", ""),
-        get("SubStatus", ""),
+    return logon_failure(
+        table, when, kind, get("IpAddress", ""), computer, logon_type_number(get("LogonType", "")),
+        get("TargetUserName", ""), get("TargetDomainName", ""), get("SubjectUserName", ""),
+        get("WorkstationName", ""), get("ProcessName", ""), get("LogonProcessName", ""),
+        get("AuthenticationPackageName", ""), get("Status", ""), get("SubStatus", ""),
     )
 
 

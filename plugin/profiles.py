@@ -81,7 +81,11 @@ class KqlProfile:
         address = found.group(1)
         if address == "127.0.0.1":
             return "SourceIP is 127.0.0.1"
-        return Failure(SYSLOG, address, 1, event.computer, "")
+        # The rule reads no user; the evidence and the exclusions' UserName get the sshd
+        # template's, when the message has exactly one reading.
+        reading = read_sshd_message(message)
+        user = reading.user if reading is not None and not reading.ambiguous else ""
+        return Failure(SYSLOG, address, 1, event.computer, user)
 
     def success_ip(self, event: Event) -> Optional[str]:
         """The list key a sign-in is looked up with, or None when it is not a success."""

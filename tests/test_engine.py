@@ -203,7 +203,7 @@ def test_the_alert_record(profile):
     assert (evidence["FailureCount"], evidence["FirstFailure"], evidence["LastFailure"]) == (
         7, "2026-11-27T14:00:00.000000Z", "2026-11-27T14:00:06.000000Z")
     assert evidence["Hosts"] == ["web0", "web1"]
-    assert evidence["Users"] == ([] if profile == "kql" else [f"user{i}" for i in range(5)])
+    assert evidence["Users"] == [f"user{i}" for i in range(5)]
     again, _ = run(events + [signin("203.0.113.5", at=60, upn="bob@contoso.com", record_id="abc")], profile)
     assert again[0]["AlertId"] == alert["AlertId"]
 
