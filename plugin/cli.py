@@ -249,7 +249,8 @@ class Runner:
         if state is not None:
             figures["snapshot"] = {"bytes": state.last_size, "write_seconds": round(state.last_save_seconds, 3),
                                    "failures": state.failures}
-        figures["lines"] = self._lines_done + self.reader.line_number
+        read = "records" if self.config.input == "msgpack" else "lines"  # msgpack maps stand for lines
+        figures[read] = self._lines_done + self.reader.line_number
         figures["excluded"] = {exclusion.name: exclusion.removed for exclusion in self.exclusions}
         if isinstance(self.output, ForwardAlerts):
             figures["forward"] = self.output.figures()

@@ -621,7 +621,11 @@ class ForwardOutput:
                         return
                     failures += 1
                     self._log_failure(error, failures, backoff)
-                    time.sleep(min(backoff, max(0.0, self._deadline - time.monotonic())))
+                    pause = min(backoff, max(0.0, self._deadline - time.monotonic()))
+                    if self._closing.is_set():
+                        time.sleep(pause)
+                    else:  # close() cuts the pause short: a shutdown after an outage gets its try
+                        self._closing.wait(pause)
                     backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
                     continue
                 self._count("acknowledged", self._spool.acknowledge(batch[-1].seq))

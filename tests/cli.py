@@ -1,10 +1,13 @@
 """Run the installed ``fail2entra`` command the way users and Fluentd do: through real pipes."""
 
+import ast
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 COMMAND = shutil.which("fail2entra") or "fail2entra"
 
@@ -33,3 +36,41 @@ def wait_for_signal_handler(pid: int, signum: int, timeout: float = 30.0) -> Non
                     return
         time.sleep(0.01)
     raise TimeoutError(f"process {pid} never installed a handler for signal {signum}")
+
+
+def _logged_health(log_path: str) -> List[str]:
+    """The figures of every complete ``health:`` line in the log file (SIGUSR1 writes one)."""
+    try:
+        with open(log_path, encoding="utf-8") as log:
+            complete = log.read().split("\n")[:-1]
+    except FileNotFoundError:
+        return []
+    return [line.split(" health: ", 1)[1] for line in complete if " health: " in line]
+
+
+def request_health(pid: int, log_path: str, timeout: float = 5.0) -> dict:
+    """Send SIGUSR1 to a running ``fail2entra --log-file log_path`` and return the health
+    figures it logs in answer (a dict, as ``--stats`` shows them)."""
+    before = len(_logged_health(log_path))
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while True:
+        logged = _logged_health(log_path)
+        if len(logged) > before:
+            return ast.literal_eval(logged[before])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} logged no health figures within {timeout} s")
+        time.sleep(0.01)
+
+
+def wait_for_health(pid: int, log_path: str, condition: Callable[[dict], bool], timeout: float = 10.0) -> dict:
+    """Ask for the health figures (SIGUSR1) until ``condition(figures)``; AssertionError after
+    ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        figures = request_health(pid, log_path, max(0.5, deadline - time.monotonic()))
+        if condition(figures):
+            return figures
+        if time.monotonic() > deadline:
+            raise AssertionError(f"health figures never met the condition; last: {figures}")
+        time.sleep(0.02)

@@ -599,7 +599,7 @@ ATTACKER_SIGNIN = SIGNIN._replace(ip="45.155.205.10", user_principal_name="alice
 EXAMPLE_SAMPLES = {
     "maintenance-hosts": (WINDOWS_FAILURE, "10.60.1.16", "svc"),
     "maintenance-task-accounts": (
-        WINDOWS_FAILURE._replace(workstation="mgmt-sched01"), "10.50.9.9", "SVC-Patching",
+        WINDOWS_FAILURE._replace(workstation="mgmt-sched01"), "10.50.0.12", "SVC-Patching",
     ),
     "aad-connect": (
         WINDOWS_FAILURE._replace(

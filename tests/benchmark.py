@@ -1,0 +1,985 @@
+#!/usr/bin/env python3
+"""Throughput and memory of the installed ``fail2entra`` command, on data generated here.
+
+Run from the repository root::
+
+    python tests/benchmark.py                  # full sizes (several minutes on a slow machine)
+    python tests/benchmark.py --quick          # every size ~10x smaller: a smoke run, under a minute
+    python tests/benchmark.py --only auth-log --json results.json
+
+The data is generated in a temporary directory (seeded, so every run reads the same lines),
+each file once per run, and the real console script is run on it as a subprocess, the way a
+user runs it: timings are the wall time of the whole command, start-up included, and the
+user + system CPU time of the child (``getrusage(RUSAGE_CHILDREN)`` before and after). Peak
+memory is the child's ``ru_maxrss`` from ``os.wait4`` (RUSAGE_CHILDREN's would be the maximum
+over every child so far, not this one's).
+
+Measurements live in :data:`MEASUREMENTS`, a name -> function registry: a new one is a
+function decorated with ``@measurement(name, description)`` that returns a result dict built
+with :func:`result`. The file is not collected by pytest (its name does not start with
+``test_``); ``tests/test_benchmark_smoke.py`` runs it with ``--tiny``.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+SEED = 20261128
+CHUNK_LINES = 50_000  # lines generated, joined and written at a time
+HOST = "web1"
+
+
+# -- sizes ------------------------------------------------------------------------------------
+
+class Scale(NamedTuple):
+    """How much data each measurement reads."""
+
+    name: str
+    auth_lines: int
+    fail2ban_lines: int  # fail2ban-regex reads the first N lines of the same auth.log
+    wevtutil_events: int
+    viewer_events: int  # the pretty-printed Event Viewer file (smaller)
+    signins: int
+    memory_ips: int  # distinct IPv4 addresses with one failure each (a few IPv6 are added)
+    baseline_lines: int  # the same command on this many lines gives the memory baseline
+
+
+SCALES: Dict[str, Scale] = {
+    "full": Scale("full", 1_000_000, 100_000, 200_000, 20_000, 200_000, 1_000_000, 1_000),
+    "quick": Scale("quick", 100_000, 10_000, 20_000, 2_000, 20_000, 100_000, 1_000),
+    "tiny": Scale("tiny", 4_000, 1_000, 1_000, 200, 1_000, 5_000, 1_000),
+}
+
+# Targets (what the project promises on this class of machine).
+TARGET_AUTH_RATIO = 30.0  # fail2entra lines/s over fail2ban-regex lines/s
+TARGET_WINDOWS_RATE = 50_000.0  # wevtutil events/s
+TARGET_SIGNIN_RATE = 60_000.0  # sign-in records/s
+TARGET_BYTES_PER_IP = 300.0  # bytes of peak RSS per tracked IP
+IPV6_EXTRA = 8  # IPv6 addresses added to the memory file
+DEFAULT_MAX_IPS = 1_000_000  # fail2entra's --max-ips default
+
+
+# -- running a command ----------------------------------------------------------------------------
+
+def run_command(label: str, argv: Sequence[str], items: int, unit: str, capture_stdout: bool = False) -> Dict[str, Any]:
+    """Run ``argv`` once, stdin empty, stdout discarded (or kept), stderr kept; time it."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        process = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL,
+                                   stdout=out if capture_stdout else subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        process.returncode = os.waitstatus_to_exitcode(status)  # already reaped: Popen must not wait
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace") if capture_stdout else ""
+        stderr = err.read().decode("utf-8", "replace")
+    user = after.ru_utime - before.ru_utime
+    system = after.ru_stime - before.ru_stime
+    cpu = user + system
+    return {
+        "label": label,
+        "command": " ".join(os.path.basename(part) if index == 0 or os.sep in part else part
+                            for index, part in enumerate(argv)),
+        "items": items,
+        "unit": unit,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "user_s": round(user, 3),
+        "sys_s": round(system, 3),
+        "rate_wall": round(items / wall, 1) if wall > 0 else None,
+        "rate_cpu": round(items / cpu, 1) if cpu > 0 else None,
+        "max_rss_bytes": usage.ru_maxrss * 1024,  # kilobytes on Linux
+        "exit_status": process.returncode,
+        "load_before": round(load, 2),
+        "stdout": stdout,
+        "stderr_tail": stderr[-2000:],
+        "stderr": stderr,
+    }
+
+
+_SUMMARY_LINE = re.compile(r"  ([a-z0-9 ]+): (.*)")
+
+
+def parse_summary(stderr: str) -> Dict[str, Any]:
+    """The ``--stats`` summary fail2entra prints on stderr at exit, as a dict (keys as printed,
+    spaces replaced by ``_``; ``a 1, b 2`` values as dicts, numbers as numbers)."""
+    figures: Dict[str, Any] = {}
+    inside = False
+    for line in stderr.splitlines():
+        if line == "fail2entra summary":
+            inside = True
+            continue
+        match = _SUMMARY_LINE.fullmatch(line) if inside else None
+        if match is None:
+            continue
+        key, value = match.group(1).replace(" ", "_"), match.group(2)
+        figures[key] = _summary_value(value)
+    return figures
+
+
+def _summary_value(text: str) -> Any:
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if re.fullmatch(r"-?\d+\.\d*", text):
+        return float(text)
+    if text == "none":
+        return {}
+    pairs = [part.rsplit(" ", 1) for part in text.split(", ")]
+    if all(len(pair) == 2 and pair[1].isdigit() for pair in pairs):
+        return {name: int(count) for name, count in pairs}
+    return text
+
+
+def total(value: Any) -> int:
+    """A summary figure that is a count, or a dict of counts, as one number."""
+    if isinstance(value, dict):
+        return sum(value.values())
+    return value if isinstance(value, int) else 0
+
+
+_FAIL2BAN_LINES = re.compile(r"Lines: (\d+) lines, (\d+) ignored, (\d+) matched, (\d+) missed")
+
+
+# -- the context a measurement runs in -----------------------------------------------------
+
+class Context:
+    """Sizes, tools and the data directory of one run; generated files are made once per run."""
+
+    def __init__(self, scale: Scale, data_dir: str, command: str, fail2ban: Optional[str],
+                 fail2ban_lines: int, day: date) -> None:
+        self.scale = scale
+        self.data_dir = data_dir
+        self.command = command
+        self.fail2ban = fail2ban
+        self.fail2ban_lines = fail2ban_lines
+        self.day = day
+        self.generation_s: Dict[str, float] = {}  # file name -> seconds spent generating it
+
+    def data(self, name: str, build: Callable[[str], None]) -> str:
+        """The path of generated file ``name``, built by ``build(path)`` unless already there."""
+        path = os.path.join(self.data_dir, name)
+        if not os.path.exists(path):
+            started = time.perf_counter()
+            partial = path + ".partial"
+            _in_child_process(build, partial)
+            os.replace(partial, path)
+            self.generation_s[name] = round(time.perf_counter() - started, 3)
+        return path
+
+    def fail2entra(self, label: str, arguments: Sequence[str], items: int, unit: str) -> Dict[str, Any]:
+        """Run fail2entra with ``--stats`` and attach the parsed summary to the run."""
+        run = run_command(label, [self.command, "--stats", *arguments], items, unit)
+        run["stats"] = parse_summary(run.pop("stderr"))
+        return run
+
+
+def _in_child_process(build: Callable[[str], None], path: str) -> None:
+    """``build(path)`` in a forked child, so that this process stays small: Linux carries a
+    process's peak RSS across fork and exec into the ``ru_maxrss`` of the command it starts,
+    so a benchmark grown by data generation would show as the peak of every command measured."""
+    pid = os.fork()
+    if pid == 0:  # the child: build, then leave without running the parent's cleanup
+        code = 1
+        try:
+            build(path)
+            code = 0
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"generating {os.path.basename(path)} failed (status {status})")
+
+
+def peak_rss_of_this_process() -> int:
+    """This process's own peak RSS (VmHWM) in bytes; 0 where /proc is not available."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def result(runs: List[Dict[str, Any]], derived: Optional[Dict[str, Any]] = None,
+           checks: Optional[List[Dict[str, Any]]] = None, notes: Optional[List[str]] = None,
+           anomalies: Optional[List[str]] = None) -> Dict[str, Any]:
+    """What a measurement function returns."""
+    return {"runs": runs, "derived": derived or {}, "checks": checks or [], "notes": notes or [],
+            "anomalies": anomalies or []}
+
+
+def check(what: str, value: Optional[float], target: float, at_most: bool = False, unit: str = "") -> Dict[str, Any]:
+    """A target: ``value >= target`` (or ``<=`` with ``at_most``); None when not measured."""
+    met = None if value is None else (value <= target if at_most else value >= target)
+    return {"what": what, "value": value, "target": target, "comparison": "<=" if at_most else ">=",
+            "unit": unit, "met": met}
+
+
+def sanity(run: Dict[str, Any], expect_lines: Optional[int] = None, expect_recognised: Optional[int] = None) -> List[str]:
+    """What looks wrong in a fail2entra run: exit status, lines lost, input not recognised."""
+    problems = []
+    label = run["label"]
+    stats = run.get("stats", {})
+    if run["exit_status"] != 0:
+        problems.append(f"{label}: exit status {run['exit_status']}: {run['stderr_tail'][-300:]!r}")
+    if not stats:
+        problems.append(f"{label}: no --stats summary on stderr")
+        return problems
+    if expect_lines is not None and stats.get("lines") != expect_lines:
+        problems.append(f"{label}: read {stats.get('lines')} lines, expected {expect_lines}")
+    if expect_recognised is not None and total(stats.get("recognised")) != expect_recognised:
+        problems.append(f"{label}: recognised {stats.get('recognised')}, expected {expect_recognised} records")
+    for figure in ("unrecognised", "malformed", "oversized", "invalid_utf8"):
+        if total(stats.get(figure)):
+            problems.append(f"{label}: {figure.replace('_', ' ')}: {stats.get(figure)}")
+    return problems
+
+
+def ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+    return round(numerator / denominator, 2) if numerator and denominator else None
+
+
+# -- the registry ---------------------------------------------------------------------------
+
+class Measurement(NamedTuple):
+    name: str
+    description: str
+    function: Callable[[Context], Dict[str, Any]]
+
+
+MEASUREMENTS: Dict[str, Measurement] = {}
+
+
+def measurement(name: str, description: str) -> Callable[[Callable[[Context], Dict[str, Any]]], Callable[[Context], Dict[str, Any]]]:
+    """Register a measurement under ``name`` (run in registration order)."""
+    def register(function: Callable[[Context], Dict[str, Any]]) -> Callable[[Context], Dict[str, Any]]:
+        MEASUREMENTS[name] = Measurement(name, description, function)
+        return function
+    return register
+
+
+# -- data: auth.log -----------------------------------------------------------------------------
+
+# Usernames scanners try (invalid on this host), and the accounts that exist.
+SCANNED_USERS = (
+    "admin", "test", "user", "oracle", "postgres", "ubuntu", "guest", "ftpuser", "git", "pi",
+    "support", "hadoop", "minecraft", "steam", "ansible", "jenkins", "mysql", "www", "web",
+    "tomcat", "nagios", "zabbix", "dev", "demo", "sysadmin", "administrator", "user1", "test1",
+    "backup", "ftp", "es", "elastic", "kafka", "redis", "docker", "centos", "vagrant", "odoo",
+    "sol", "solana", "validator", "ubnt", "default", "service", "info", "mail", "www-data", "bin",
+)
+EXISTING_USERS = ("root", "root", "root", "root", "root", "ubuntu", "deploy", "www-data")
+OFFICE_IPS = ("198.51.100.7", "198.51.100.8", "2001:db8:100::25")
+KEX_OFFERS = (
+    "no matching key exchange method found. Their offer: diffie-hellman-group14-sha1,diffie-hellman-group-exchange-sha1,diffie-hellman-group1-sha1",
+    "no matching host key type found. Their offer: ssh-rsa,ssh-dss",
+    "no matching cipher found. Their offer: aes128-cbc,3des-cbc,aes192-cbc,aes256-cbc",
+)
+DISCONNECT_REASONS = ("Bye Bye", "Bye Bye", "Normal Shutdown, Thank you for playing", "disconnected by user", "Client disconnecting normally")
+
+AuthTemplate = Callable[[str, str, str, int, int], str]  # (ip, scanned user, existing user, port, pid)
+
+# (weight, "program[pid]: message") for an internet-facing host: sshd lines are ~75% of the
+# file (the weights of each group are scaled to its share below).
+SSHD_TEMPLATES: Tuple[Tuple[float, AuthTemplate], ...] = (
+    (11, lambda ip, u, v, p, pid: f"sshd[{pid}]: Failed password for {v} from {ip} port {p} ssh2"),
+    (9, lambda ip, u, v, p, pid: f"sshd[{pid}]: Failed password for invalid user {u} from {ip} port {p} ssh2"),
+    (9, lambda ip, u, v, p, pid: f"sshd[{pid}]: Invalid user {u} from {ip} port {p}"),
+    (5, lambda ip, u, v, p, pid: f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={v}"),
+    (3, lambda ip, u, v, p, pid: f"sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip} "),
+    (3, lambda ip, u, v, p, pid: f"sshd[{pid}]: pam_unix(sshd:auth): check pass; user unknown"),
+    (5, lambda ip, u, v, p, pid: f"sshd[{pid}]: Connection closed by invalid user {u} {ip} port {p} [preauth]"),
+    (4, lambda ip, u, v, p, pid: f"sshd[{pid}]: Connection closed by authenticating user {v} {ip} port {p} [preauth]"),
+    (3, lambda ip, u, v, p, pid: f"sshd[{pid}]: Connection closed by {ip} port {p} [preauth]"),
+    (1.5, lambda ip, u, v, p, pid: f"sshd[{pid}]: Connection reset by {ip} port {p} [preauth]"),
+    (5, lambda ip, u, v, p, pid: f"sshd[{pid}]: Received disconnect from {ip} port {p}:11: {DISCONNECT_REASONS[p % 5]} [preauth]"),
+    (3, lambda ip, u, v, p, pid: f"sshd[{pid}]: Disconnected from invalid user {u} {ip} port {p} [preauth]"),
+    (2, lambda ip, u, v, p, pid: f"sshd[{pid}]: Disconnected from authenticating user {v} {ip} port {p} [preauth]"),
+    (2, lambda ip, u, v, p, pid: f"sshd[{pid}]: Did not receive identification string from {ip} port {p}"),
+    (1.5, lambda ip, u, v, p, pid: f"sshd[{pid}]: banner exchange: Connection from {ip} port {p}: invalid format"),
+    (1, lambda ip, u, v, p, pid: f"sshd[{pid}]: error: kex_exchange_identification: Connection closed by remote host"),
+    (1, lambda ip, u, v, p, pid: f"sshd[{pid}]: error: kex_exchange_identification: read: Connection reset by peer"),
+    (1.5, lambda ip, u, v, p, pid: f"sshd[{pid}]: Unable to negotiate with {ip} port {p}: {KEX_OFFERS[p % 3]} [preauth]"),
+    (0.7, lambda ip, u, v, p, pid: f"sshd[{pid}]: Accepted publickey for deploy from {OFFICE_IPS[p % 3]} port {p} ssh2: ED25519 SHA256:8X1kSHYgmKp3Yq2Xh3fTmQ6o0kzFv5FrlH4dNl0jz8c"),
+    (0.6, lambda ip, u, v, p, pid: f"sshd[{pid}]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)"),
+    (0.6, lambda ip, u, v, p, pid: f"sshd[{pid}]: pam_unix(sshd:session): session closed for user deploy"),
+    (1.5, lambda ip, u, v, p, pid: f"sshd[{pid}]: message repeated {2 + p % 4} times: [ Failed password for {v} from {ip} port {p} ssh2]"),
+    (0.8, lambda ip, u, v, p, pid: f"sshd[{pid}]: error: maximum authentication attempts exceeded for {v} from {ip} port {p} ssh2 [preauth]"),
+    (0.5, lambda ip, u, v, p, pid: f"sshd[{pid}]: Disconnecting authenticating user {v} {ip} port {p}: Too many authentication failures [preauth]"),
+    (0.7, lambda ip, u, v, p, pid: f"sshd[{pid}]: PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={v}"),
+    (0.3, lambda ip, u, v, p, pid: f"sshd[{pid}]: fatal: Timeout before authentication for {ip} port {p}"),
+    (0.3, lambda ip, u, v, p, pid: f"sshd[{pid}]: Failed publickey for invalid user {u} from {ip} port {p} ssh2: RSA SHA256:wx9kI1pF3vYk0uJ2Q6r8mZ5c7HnD4sLtB2aEeXoGq0M"),
+)
+OTHER_TEMPLATES: Tuple[Tuple[float, AuthTemplate], ...] = (
+    (8, lambda ip, u, v, p, pid: f"CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"),
+    (8, lambda ip, u, v, p, pid: f"CRON[{pid}]: pam_unix(cron:session): session closed for user root"),
+    (2, lambda ip, u, v, p, pid: "sudo:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx"),
+    (1.5, lambda ip, u, v, p, pid: f"sudo: pam_unix(sudo:session): session opened for user root(uid=0) by deploy(uid=1000)"),
+    (1.5, lambda ip, u, v, p, pid: "sudo: pam_unix(sudo:session): session closed for user root"),
+    (1.3, lambda ip, u, v, p, pid: f"systemd-logind[612]: New session {pid} of user deploy."),
+    (1.3, lambda ip, u, v, p, pid: f"systemd-logind[612]: Session {pid} logged out. Waiting for processes to exit."),
+    (1.4, lambda ip, u, v, p, pid: f"systemd-logind[612]: Removed session {pid}."),
+)
+SSHD_SHARE = 0.75
+
+
+def _cumulative(weights: Sequence[float]) -> List[float]:
+    running, out = 0.0, []
+    for weight in weights:
+        running += weight
+        out.append(running)
+    return out
+
+
+def _ipv4(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def _public_ipv4(rng: random.Random) -> str:
+    """A random address outside 0/8, 10/8, 127/8, multicast and reserved space."""
+    while True:
+        value = rng.getrandbits(32)
+        if (value >> 24) not in (0, 10, 127) and value < 0xE0000000:
+            return _ipv4(value)
+
+
+def attacker_pool(rng: random.Random, size: int, ipv6_share: float = 0.04) -> Tuple[List[str], List[float]]:
+    """``size`` source addresses (some IPv6) and Zipf-like cumulative weights: a few scanners
+    send most of the lines, thousands send a handful."""
+    pool = [f"2001:db8:{rng.getrandbits(16):x}::{rng.getrandbits(16):x}" if rng.random() < ipv6_share
+            else _public_ipv4(rng) for _ in range(size)]
+    return pool, _cumulative([1.0 / (rank + 1) ** 0.8 for rank in range(size)])
+
+
+def rfc3164_stamps(day: date) -> List[str]:
+    """``Nov 27 05:01:02`` for every second of ``day`` (day padded as syslog pads it)."""
+    prefix = f"{day.strftime('%b')} {day.day:2d}"
+    return [f"{prefix} {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}" for second in range(86400)]
+
+
+def write_auth_log(path: str, lines: int, day: date, seed: int = SEED) -> None:
+    """A realistic auth.log of an internet-facing host: ``lines`` lines over ``day``."""
+    rng = random.Random(seed)
+    templates = [template for _, template in SSHD_TEMPLATES + OTHER_TEMPLATES]
+    sshd_weight = sum(weight for weight, _ in SSHD_TEMPLATES)
+    other_weight = sum(weight for weight, _ in OTHER_TEMPLATES)
+    weights = [weight * SSHD_SHARE / sshd_weight for weight, _ in SSHD_TEMPLATES] + \
+              [weight * (1 - SSHD_SHARE) / other_weight for weight, _ in OTHER_TEMPLATES]
+    cumulative = _cumulative(weights)
+    pool, pool_weights = attacker_pool(rng, max(200, lines // 200))
+    stamps = rfc3164_stamps(day)
+    indexes = range(len(templates))
+    bits = rng.getrandbits
+    with open(path, "w", encoding="utf-8") as handle:
+        for start in range(0, lines, CHUNK_LINES):
+            size = min(CHUNK_LINES, lines - start)
+            kinds = rng.choices(indexes, cum_weights=cumulative, k=size)
+            ips = rng.choices(pool, cum_weights=pool_weights, k=size)
+            scanned = rng.choices(SCANNED_USERS, k=size)
+            existing = rng.choices(EXISTING_USERS, k=size)
+            chunk = [
+                f"{stamps[(start + offset) * 86400 // lines]} {HOST} "
+                f"{templates[kinds[offset]](ips[offset], scanned[offset], existing[offset], 1024 + bits(16) % 64000, 1000 + bits(16))}"
+                for offset in range(size)
+            ]
+            handle.write("\n".join(chunk) + "\n")
+
+
+def write_head(source: str, path: str, lines: int) -> None:
+    """The first ``lines`` lines of ``source``."""
+    with open(source, "rb") as reader, open(path, "wb") as writer:
+        for _, line in zip(range(lines), reader):
+            writer.write(line)
+
+
+def write_distinct_failures(path: str, ips: int, day: date, seed: int = SEED) -> None:
+    """One sshd ``Failed password`` line per distinct IPv4 address (``ips`` of them, in
+    1.0.0.0-100.255.255.255, scattered by a multiplicative bijection), then a few IPv6, over
+    20 hours of ``day`` (well inside the default one-day window, so nothing expires)."""
+    rng = random.Random(seed)
+    stamps = rfc3164_stamps(day)
+    span, base, multiplier = 100 << 24, 1 << 24, 2654435761  # multiplier coprime with span
+    bits = rng.getrandbits
+    users = rng.choices(EXISTING_USERS, k=min(ips, CHUNK_LINES))
+    with open(path, "w", encoding="utf-8") as handle:
+        for start in range(0, ips, CHUNK_LINES):
+            size = min(CHUNK_LINES, ips - start)
+            chunk = [
+                f"{stamps[index * 72000 // ips]} {HOST} sshd[{1000 + bits(16)}]: Failed password for "
+                f"{users[index % len(users)]} from {_ipv4(base + index * multiplier % span)} port {1024 + bits(16) % 64000} ssh2"
+                for index in range(start, start + size)
+            ]
+            handle.write("\n".join(chunk) + "\n")
+        handle.write("".join(
+            f"{stamps[72000 + index]} {HOST} sshd[{2000 + index}]: Failed password for root from 2001:db8:f::{index + 1:x} "
+            f"port {40000 + index} ssh2\n" for index in range(IPV6_EXTRA)))
+
+
+# -- data: Windows 4625 ----------------------------------------------------------------------------
+
+DATA_NAMES = (
+    "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "SubjectLogonId", "TargetUserSid",
+    "TargetUserName", "TargetDomainName", "Status", "FailureReason", "SubStatus", "LogonType",
+    "LogonProcessName", "AuthenticationPackageName", "WorkstationName", "TransmittedServices",
+    "LmPackageName", "KeyLength", "ProcessId", "ProcessName", "IpAddress", "IpPort",
+)
+_SYSTEM_FIELDS = (
+    ("Provider", "Name='Microsoft-Windows-Security-Auditing' Guid='{{54849625-5478-4994-a5ba-3e3b0328c30d}}'"),
+    ("EventID", "4625"), ("Version", "0"), ("Level", "0"), ("Task", "12544"), ("Opcode", "0"),
+    ("Keywords", "0x8010000000000000"), ("TimeCreated", "SystemTime='{time}'"),
+    ("EventRecordID", "{record}"), ("Correlation", "ActivityID='{{{activity}}}'"),
+    ("Execution", "ProcessID='{pid}' ThreadID='{tid}'"), ("Channel", "Security"),
+    ("Computer", "{computer}"), ("Security", None),
+)
+
+
+def _xml_template(pretty: bool) -> str:
+    """A str.format template of one 4625 event: wevtutil's one line with single quotes, or
+    Event Viewer's XML view (indented, double quotes, `` />``)."""
+    attribute_elements = ("Provider", "TimeCreated", "Correlation", "Execution")
+    newline, one, two = ("\n", "  ", "    ") if pretty else ("", "", "")
+    close = " />" if pretty else "/>"
+    parts = [f"<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'>{newline}{one}<System>{newline}"]
+    for name, value in _SYSTEM_FIELDS:
+        if value is None:
+            parts.append(f"{two}<{name}{close}{newline}")
+        elif name in attribute_elements:
+            parts.append(f"{two}<{name} {value}{close}{newline}")
+        else:
+            parts.append(f"{two}<{name}>{value}</{name}>{newline}")
+    parts.append(f"{one}</System>{newline}{one}<EventData>{newline}")
+    parts.extend(f"{two}<Data Name='{name}'>{{{name}}}</Data>{newline}" for name in DATA_NAMES)
+    parts.append(f"{one}</EventData>{newline}</Event>")
+    text = "".join(parts)
+    return text.replace("'", '"') if pretty else text
+
+
+WORKSTATIONS = ("-", "-", "WIN-8N5KQ2P3ABC", "DESKTOP-4F1GH7J", "kali", "NMAP", "WORKSTATION", "PC")
+TARGET_USERS = ("administrator", "Administrator", "admin", "ADMIN", "user", "test", "scanner",
+                "backup", "sql", "guest", "support", "svc-backup", "john", "helpdesk", "it", "reception")
+STATUS_CODES = (("0xc000006d", "%%2313", "0xc000006a"), ("0xc000006d", "%%2313", "0xc0000064"),
+                ("0xc000006d", "%%2313", "0xc000006a"), ("0xc000015b", "%%2308", "0x0"),
+                ("0xc0000234", "%%2307", "0x0"))
+COMPUTERS = ("DC01.contoso.local", "DC02.contoso.local", "FS01.contoso.local", "RDS01.contoso.local")
+
+
+def write_windows_events(path: str, events: int, day: date, pretty: bool, seed: int = SEED) -> None:
+    """4625 events as wevtutil prints them (one per line) or as Event Viewer shows them."""
+    rng = random.Random(seed + (1 if pretty else 0))
+    template = _xml_template(pretty)
+    pool, pool_weights = attacker_pool(rng, max(200, events // 50), ipv6_share=0.02)
+    prefix = day.isoformat()
+    bits = rng.getrandbits
+    with open(path, "w", encoding="utf-8") as handle:
+        for start in range(0, events, CHUNK_LINES):
+            size = min(CHUNK_LINES, events - start)
+            ips = rng.choices(pool, cum_weights=pool_weights, k=size)
+            logon_types = rng.choices((3, 10, 2), weights=(6, 3, 1), k=size)
+            chunk = []
+            for offset in range(size):
+                index = start + offset
+                second = index * 86400 // events
+                logon_type = logon_types[offset]
+                status, reason, substatus = STATUS_CODES[bits(8) % 5]
+                fields = {
+                    "time": f"{prefix}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.{bits(23) % 10_000_000:07d}Z",
+                    "record": 48_213_000 + index, "activity": "A2B4C5D6-1E2F-0001-9C7B-4B6E51A2D901",
+                    "pid": 780, "tid": 1000 + bits(12), "computer": COMPUTERS[bits(2)],
+                    "SubjectUserSid": "S-1-0-0", "SubjectUserName": "-", "SubjectDomainName": "-",
+                    "SubjectLogonId": "0x0", "TargetUserSid": "S-1-0-0",
+                    "TargetUserName": TARGET_USERS[bits(4)], "TargetDomainName": "CONTOSO" if bits(1) else "",
+                    "Status": status, "FailureReason": reason, "SubStatus": substatus, "LogonType": logon_type,
+                    "TransmittedServices": "-", "LmPackageName": "-", "KeyLength": "0",
+                }
+                if logon_type == 3:
+                    fields.update(LogonProcessName="NtLmSsp ", AuthenticationPackageName="NTLM",
+                                  WorkstationName=WORKSTATIONS[bits(3)], ProcessId="0x0", ProcessName="-",
+                                  IpAddress=ips[offset] if bits(4) else "-", IpPort="0")
+                elif logon_type == 10:
+                    fields.update(SubjectUserSid="S-1-5-18", SubjectUserName=fields["computer"].split(".")[0] + "$",
+                                  SubjectDomainName="CONTOSO", SubjectLogonId="0x3e7", LogonProcessName="User32 ",
+                                  AuthenticationPackageName="Negotiate", WorkstationName=fields["computer"].split(".")[0],
+                                  ProcessId="0x1c4c", ProcessName="C:\\Windows\\System32\\svchost.exe",
+                                  IpAddress=ips[offset], IpPort=str(1024 + bits(16) % 64000))
+                else:
+                    fields.update(SubjectUserSid="S-1-5-18", SubjectUserName=fields["computer"].split(".")[0] + "$",
+                                  SubjectDomainName="CONTOSO", SubjectLogonId="0x3e7", LogonProcessName="User32 ",
+                                  AuthenticationPackageName="Negotiate", WorkstationName=fields["computer"].split(".")[0],
+                                  ProcessId="0x2a8", ProcessName="C:\\Windows\\System32\\winlogon.exe",
+                                  IpAddress="127.0.0.1", IpPort="0")
+                chunk.append(template.format(**fields))
+            handle.write("\n".join(chunk) + "\n")
+
+
+# -- data: Entra ID sign-ins ---------------------------------------------------------------
+
+TENANT = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+APPS = (
+    ("00000002-0000-0ff1-ce00-000000000000", "Office 365 Exchange Online"),
+    ("00000003-0000-0ff1-ce00-000000000000", "Office 365 SharePoint Online"),
+    ("1fec8e78-bce4-4aaf-ab1b-5451cc387264", "Microsoft Teams"),
+    ("4765445b-32c6-49b0-83e6-1d93765276ca", "OfficeHome"),
+    ("d3590ed6-52b3-4102-aeff-aad2292ab01c", "Microsoft Office"),
+    ("c44b4083-3bb0-49c1-b47d-974e53cbdf3c", "Azure Portal"),
+    ("29d9ed98-a469-4536-ade2-f981bc1d605e", "Microsoft Authentication Broker"),
+    ("27922004-5251-4030-b22d-91ecd9a37ea4", "Outlook Mobile"),
+)
+PLACES = (
+    ("Paris", "Paris", "FR", 48.8566, 2.3522), ("Lyon", "Auvergne-Rhone-Alpes", "FR", 45.764, 4.8357),
+    ("London", "England", "GB", 51.5072, -0.1276), ("Berlin", "Berlin", "DE", 52.52, 13.405),
+    ("Amsterdam", "Noord-Holland", "NL", 52.3676, 4.9041), ("New York", "New York", "US", 40.7128, -74.006),
+    ("Madrid", "Madrid", "ES", 40.4168, -3.7038), ("Brussels", "Brussels", "BE", 50.8503, 4.3517),
+)
+DEVICES = (
+    ('{{"deviceId":"{device}","displayName":"LAPTOP-{short}","operatingSystem":"Windows10","browser":"Edge 131.0.0",'
+     '"isCompliant":true,"isManaged":true,"trustType":"Azure AD joined"}}',
+     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.70",
+     "Browser"),
+    ('{{"deviceId":"","displayName":"","operatingSystem":"Ios","browser":"Mobile Safari 18.1",'
+     '"isCompliant":false,"isManaged":false,"trustType":""}}',
+     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+     "Mobile Apps and Desktop clients"),
+    ('{{"deviceId":"{device}","displayName":"MBP-{short}","operatingSystem":"MacOs","browser":"Chrome 131.0.0",'
+     '"isCompliant":true,"isManaged":true,"trustType":"Azure AD registered"}}',
+     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+     "Browser"),
+    ('{{"deviceId":"","displayName":"","operatingSystem":"Android","browser":"Rich Client 4.61.0",'
+     '"isCompliant":false,"isManaged":false,"trustType":""}}',
+     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.81 Mobile Safari/537.36 PKeyAuth/1.0",
+     "Mobile Apps and Desktop clients"),
+)
+# (resultType, errorCode, failureReason / additionalDetails, weight): mostly successes.
+RESULTS = (
+    ("0", 0, "MFA requirement satisfied by claim in the token", 80),
+    ("0", 0, "MFA completed in Azure AD", 5),
+    ("50125", 50125, "Sign-in was interrupted due to a password reset or password registration entry.", 1),
+    ("50140", 50140, "This error occurred due to 'Keep me signed in' interrupt when the user was signing in.", 2),
+    ("50126", 50126, "Error validating credentials due to invalid username or password.", 7),
+    ("50074", 50074, "Strong Authentication is required.", 3),
+    ("50053", 50053, "The account is locked, you've tried to sign in too many times with an incorrect user ID or password.", 2),
+)
+
+_SIGNIN_RECORD = (
+    '{{"time":"{time}","resourceId":"/tenants/' + TENANT + '/providers/Microsoft.aadiam",'
+    '"operationName":"Sign-in activity","category":"{category}","tenantId":"' + TENANT + '",'
+    '"resultType":"{result}","resultSignature":"None","resultDescription":"{description}",'
+    '"callerIpAddress":"{ip}","correlationId":"{correlation}","identity":"{display}","Level":4,"location":"{country}",'
+    '"properties":{{"id":"{id}","createdDateTime":"{created}","userDisplayName":"{display}",'
+    '"userPrincipalName":"{upn}","userId":"{user_id}","appId":"{app_id}","appDisplayName":"{app}",'
+    '"ipAddress":"{ip}","status":{{"errorCode":{code},"additionalDetails":"{reason}"}},"clientAppUsed":"{client}",'
+    '"userAgent":"{agent}","deviceDetail":{device},'
+    '"location":{{"city":"{city}","state":"{state}","countryOrRegion":"{country}","geoCoordinates":{{"latitude":{latitude},"longitude":{longitude}}}}},'
+    '"correlationId":"{correlation}","conditionalAccessStatus":"{ca_status}",'
+    '"appliedConditionalAccessPolicies":['
+    '{{"id":"8f0a1c2e-3b4d-4e5f-9a6b-7c8d9e0f1a2b","displayName":"CA001: Require MFA for all users",'
+    '"enforcedGrantControls":["Mfa"],"enforcedSessionControls":[],"result":"{ca_result}"}},'
+    '{{"id":"1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9","displayName":"CA002: Block legacy authentication",'
+    '"enforcedGrantControls":["Block"],"enforcedSessionControls":[],"result":"notApplied"}}],'
+    '"originalRequestId":"{request}","isInteractive":{interactive},'
+    '"riskDetail":"none","riskState":"none",'
+    '"resourceDisplayName":"{app}","resourceId":"{app_id}","homeTenantId":"' + TENANT + '",'
+    '"authenticationDetails":[{{"authenticationStepDateTime":"{created}","authenticationMethod":"Password",'
+    '"authenticationMethodDetail":"Password in the cloud","succeeded":{succeeded},"authenticationStepResultDetail":"{step}",'
+    '"authenticationStepRequirement":"Primary authentication"}}],'
+    '"authenticationRequirement":"multiFactorAuthentication","userType":"Member",'
+    '"autonomousSystemNumber":{asn},"uniqueTokenIdentifier":"{token}"}}}}'
+)
+
+
+def write_signins(path: str, records: int, day: date, seed: int = SEED) -> None:
+    """Entra ID sign-ins as Event Hub diagnostic records, one per line (~2.5 KB each), mostly
+    successes, from many addresses (a fifth of them IPv6)."""
+    rng = random.Random(seed + 2)
+    pool, pool_weights = attacker_pool(rng, max(500, records // 10), ipv6_share=0.2)
+    results = rng.choices(RESULTS, weights=[weight for *_, weight in RESULTS], k=records)
+    prefix = day.isoformat()
+    bits = rng.getrandbits
+
+    def guid() -> str:
+        text = "%032x" % bits(128)
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+    users = [(f"user{number:05d}@contoso.com", f"User {number:05d}", guid()) for number in range(max(100, records // 100))]
+    with open(path, "w", encoding="utf-8") as handle:
+        for start in range(0, records, CHUNK_LINES):
+            size = min(CHUNK_LINES, records - start)
+            ips = rng.choices(pool, cum_weights=pool_weights, k=size)
+            chunk = []
+            for offset in range(size):
+                index = start + offset
+                second = index * 86400 // records
+                clock = f"{prefix}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.{bits(23) % 10_000_000:07d}"
+                result_type, code, reason, _ = results[index]
+                upn, display, user_id = users[bits(30) % len(users)]
+                app_id, app = APPS[bits(3)]
+                city, state, country, latitude, longitude = PLACES[bits(3)]
+                device, agent, client = DEVICES[bits(2)]
+                interactive = bits(3) < 5
+                success = result_type in ("0", "50125", "50140")
+                chunk.append(_SIGNIN_RECORD.format(
+                    time=clock + "Z", created=clock + "+00:00",
+                    category="SignInLogs" if interactive else "NonInteractiveUserSignInLogs",
+                    result=result_type, code=code, reason=reason, description="" if success else reason, ip=ips[offset], correlation=guid(), id=guid(),
+                    request=guid(), display=display, upn=upn, user_id=user_id, app_id=app_id, app=app,
+                    client=client, agent=agent, device=device.format(device=user_id, short=user_id[:7].upper()),
+                    city=city, state=state, country=country, latitude=latitude, longitude=longitude,
+                    ca_status="success" if success else "failure", ca_result="success" if success else "failure",
+                    interactive="true" if interactive else "false",
+                    succeeded="true" if code != 50126 else "false",
+                    step="Correct password" if code != 50126 else "Invalid username or password or Invalid on-premise username or password.",
+                    asn=3215 + bits(10), token=("%030x" % bits(120))[:22],
+                ))
+            handle.write("\n".join(chunk) + "\n")
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+@measurement("startup", "fail2entra (and fail2ban-regex) on an empty file: the fixed cost in every figure below")
+def measure_startup(context: Context) -> Dict[str, Any]:
+    empty = context.data("empty.log", lambda path: open(path, "w").close())
+    runs = [context.fail2entra("fail2entra (empty input)", [empty], 0, "lines")]
+    notes = []
+    if context.fail2ban:
+        runs.append(run_command("fail2ban-regex sshd (empty input)", [context.fail2ban, empty, "sshd"], 0, "lines"))
+    else:
+        notes.append("fail2ban-regex not installed: skipped")
+    return result(runs, notes=notes, anomalies=sanity(runs[0], expect_lines=0))
+
+
+@measurement("auth-log", "mixed auth.log (RFC 3164): fail2entra hardened and kql against fail2ban-regex sshd")
+def measure_auth_log(context: Context) -> Dict[str, Any]:
+    lines = context.scale.auth_lines
+    path = context.data(f"auth-{lines}-{context.day}.log", lambda out: write_auth_log(out, lines, context.day))
+    runs, anomalies, notes = [], [], []
+    for profile in ("hardened", "kql"):
+        run = context.fail2entra(f"fail2entra --profile {profile}", ["--profile", profile, path], lines, "lines")
+        runs.append(run)
+        anomalies += sanity(run, expect_lines=lines)
+    derived: Dict[str, Any] = {}
+    fail2ban_run = None
+    if context.fail2ban:
+        head_lines = lines if context.fail2ban_lines <= 0 else min(lines, context.fail2ban_lines)
+        head = path if head_lines == lines else context.data(
+            f"auth-{lines}-{context.day}-head-{head_lines}.log", lambda out: write_head(path, out, head_lines))
+        fail2ban_run = run_command("fail2ban-regex sshd", [context.fail2ban, "--print-no-missed", "--print-no-ignored", head, "sshd"],
+                                   head_lines, "lines", capture_stdout=True)
+        report = _FAIL2BAN_LINES.search(fail2ban_run.pop("stdout"))
+        if report:
+            fail2ban_run["fail2ban"] = dict(zip(("lines", "ignored", "matched", "missed"), map(int, report.groups())))
+            if int(report.group(1)) != head_lines:
+                anomalies.append(f"fail2ban-regex read {report.group(1)} lines, expected {head_lines}")
+        else:
+            anomalies.append(f"fail2ban-regex printed no 'Lines:' report (exit {fail2ban_run['exit_status']})")
+        if fail2ban_run["exit_status"] != 0:
+            anomalies.append(f"fail2ban-regex exit status {fail2ban_run['exit_status']}: {fail2ban_run['stderr_tail'][-300:]!r}")
+        runs.append(fail2ban_run)
+        if head_lines != lines:
+            notes.append(f"fail2ban-regex was timed on the first {head_lines:,} of the {lines:,} lines (same file); "
+                         f"its lines/s comes from that run (--fail2ban-lines 0: whole file)")
+        for run in runs[:2]:
+            name = run["label"].split()[-1]
+            derived[f"{name}_over_fail2ban_wall"] = ratio(run["rate_wall"], fail2ban_run["rate_wall"])
+            derived[f"{name}_over_fail2ban_cpu"] = ratio(run["rate_cpu"], fail2ban_run["rate_cpu"])
+    else:
+        notes.append("fail2ban-regex not installed: no comparison")
+    for run in runs[:2]:
+        stats = run["stats"]
+        run["summary"] = {"failures_counted": total(stats.get("failures_counted")),
+                          "tracked_ips": total(stats.get("tracked_ips")), "ambiguous": stats.get("ambiguous")}
+    checks = [check(f"fail2entra {profile} lines/s over fail2ban-regex ({basis})",
+                    derived.get(f"{profile}_over_fail2ban_{basis.lower()}"), TARGET_AUTH_RATIO, unit="x")
+              for profile in ("hardened", "kql") for basis in ("wall", "CPU")]
+    return result(runs, derived, checks, notes, anomalies)
+
+
+@measurement("windows-xml", "Windows 4625 XML: wevtutil one-line events, and Event Viewer's pretty-printed view")
+def measure_windows_xml(context: Context) -> Dict[str, Any]:
+    scale = context.scale
+    one_line = context.data(f"security-{scale.wevtutil_events}-{context.day}.xml",
+                            lambda out: write_windows_events(out, scale.wevtutil_events, context.day, pretty=False))
+    pretty = context.data(f"security-viewer-{scale.viewer_events}-{context.day}.xml",
+                          lambda out: write_windows_events(out, scale.viewer_events, context.day, pretty=True))
+    runs = [context.fail2entra("fail2entra wevtutil (1 event/line)", [one_line], scale.wevtutil_events, "events"),
+            context.fail2entra("fail2entra Event Viewer (multi-line)", [pretty], scale.viewer_events, "events")]
+    anomalies = sanity(runs[0], expect_lines=scale.wevtutil_events, expect_recognised=scale.wevtutil_events) + \
+        sanity(runs[1], expect_recognised=scale.viewer_events)
+    size = os.path.getsize(one_line) / scale.wevtutil_events
+    checks = [check(f"wevtutil events/s ({basis})", runs[0][f"rate_{basis.lower()}"], TARGET_WINDOWS_RATE, unit="events/s")
+              for basis in ("wall", "CPU")]
+    return result(runs, {"wevtutil_bytes_per_event": round(size), "viewer_bytes_per_event":
+                         round(os.path.getsize(pretty) / scale.viewer_events)}, checks, anomalies=anomalies)
+
+
+@measurement("signin-json", "Entra ID sign-ins as Event Hub records (~2.5 KB, one per line)")
+def measure_signin_json(context: Context) -> Dict[str, Any]:
+    records = context.scale.signins
+    path = context.data(f"signins-{records}-{context.day}.jsonl", lambda out: write_signins(out, records, context.day))
+    run = context.fail2entra("fail2entra sign-ins", [path], records, "records")
+    stats = run["stats"]
+    run["summary"] = {"successes": stats.get("successes"), "retained_signins": stats.get("retained_signins"),
+                      "signins_evicted": stats.get("signins_evicted")}
+    checks = [check(f"sign-in records/s ({basis})", run[f"rate_{basis.lower()}"], TARGET_SIGNIN_RATE, unit="records/s")
+              for basis in ("wall", "CPU")]
+    return result([run], {"bytes_per_record": round(os.path.getsize(path) / records)}, checks,
+                  anomalies=sanity(run, expect_lines=records, expect_recognised=records))
+
+
+@measurement("memory", "peak RSS with one failure from each of N distinct IPs (sshd Failed password)")
+def measure_memory(context: Context) -> Dict[str, Any]:
+    scale = context.scale
+    ips = scale.memory_ips + IPV6_EXTRA
+    path = context.data(f"distinct-{scale.memory_ips}-{context.day}.log",
+                        lambda out: write_distinct_failures(out, scale.memory_ips, context.day))
+    small = context.data(f"distinct-{scale.baseline_lines}-{context.day}.log",
+                         lambda out: write_distinct_failures(out, scale.baseline_lines, context.day))
+    # The cap on tracked IPs (--max-ips, 1,000,000 by default) is raised to the file's count:
+    # past it the engine evicts a batch, and the figure would no longer be per tracked IP.
+    cap = ["--max-ips", str(max(DEFAULT_MAX_IPS, ips))]
+    big_run = context.fail2entra(f"fail2entra {ips:,} distinct IPs", [*cap, path], ips, "lines")
+    base_run = context.fail2entra(f"fail2entra {scale.baseline_lines + IPV6_EXTRA:,} lines (baseline)", [*cap, small],
+                                  scale.baseline_lines + IPV6_EXTRA, "lines")
+    anomalies = sanity(big_run, expect_lines=ips) + sanity(base_run, expect_lines=scale.baseline_lines + IPV6_EXTRA)
+    tracked = total(big_run["stats"].get("tracked_ips"))
+    if tracked != ips:
+        anomalies.append(f"tracked {tracked:,} IPs, the file has {ips:,} distinct addresses "
+                         f"({big_run['stats'].get('ips_evicted', 'n/a')} evicted)")
+    peak, baseline = big_run["max_rss_bytes"], base_run["max_rss_bytes"]
+    derived = {
+        "distinct_ips": ips, "tracked_ips": tracked, "peak_rss_bytes": peak, "baseline_rss_bytes": baseline,
+        "bytes_per_ip_over_baseline": round((peak - baseline) / ips, 1),
+        "bytes_per_ip_gross": round(peak / ips, 1),
+    }
+    checks = [check("bytes per tracked IP, (peak - baseline) / IPs", derived["bytes_per_ip_over_baseline"],
+                    TARGET_BYTES_PER_IP, at_most=True, unit="B"),
+              check("bytes per tracked IP, peak / IPs", derived["bytes_per_ip_gross"], TARGET_BYTES_PER_IP,
+                    at_most=True, unit="B")]
+    notes = [f"per-IP figures divide by the {ips:,} distinct addresses in the file ({tracked:,} tracked per --stats); "
+             f"run with {' '.join(cap)} so that none is evicted"]
+    return result([big_run, base_run], derived, checks, notes, anomalies)
+
+
+# -- the report -------------------------------------------------------------------------------
+
+def environment(context: Context) -> Dict[str, Any]:
+    """Where and on what the figures were taken."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = {}
+    for name, argv in (("fail2entra", [context.command, "--version"]),
+                       ("fail2ban", [context.fail2ban, "--version"] if context.fail2ban else None)):
+        if argv:
+            try:
+                versions[name] = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.strip()
+            except (OSError, subprocess.SubprocessError) as error:
+                versions[name] = f"unavailable ({error})"
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "cpu_model": model,
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+        "fail2entra_command": context.command,
+        "fail2entra_version": versions.get("fail2entra", ""),
+        "fail2ban_regex": context.fail2ban or "not installed",
+        "fail2ban_version": versions.get("fail2ban", ""),
+        "bytecode_writing_disabled": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
+        "scale": context.scale.name,
+        "data_day": context.day.isoformat(),
+        "seed": SEED,
+    }
+
+
+def _number(value: Optional[float], digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def format_table(rows: List[List[str]], right: Sequence[int]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = []
+    for number, row in enumerate(rows):
+        cells = [cell.rjust(widths[column]) if column in right else cell.ljust(widths[column])
+                 for column, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def report(env: Dict[str, Any], results: Dict[str, Dict[str, Any]]) -> str:
+    """The human-readable report."""
+    out = [f"fail2entra benchmark ({env['scale']} scale), {env['date']}",
+           f"Python {env['python']} on {env['platform']}; {env['cpu_count']} CPUs ({env['cpus_usable']} usable), "
+           f"{env['cpu_model'] or 'unknown CPU'}; load average at start {env['load_average']}",
+           f"{env['fail2entra_version']} ({env['fail2entra_command']}); fail2ban-regex: "
+           f"{env['fail2ban_version'] or env['fail2ban_regex']}",
+           "Wall = whole command, start-up included; CPU = user + system of the child; rates are items per second.",
+           ""]
+    rows = [["measurement", "run", "items", "wall s", "CPU s", "rate (wall)", "rate (CPU)", "peak RSS MB"]]
+    for name, outcome in results.items():
+        for run in outcome.get("runs", []):
+            rows.append([name, run["label"], f"{run['items']:,} {run['unit']}", f"{run['wall_s']:.2f}",
+                         f"{run['cpu_s']:.2f}", f"{_number(run['rate_wall'])} {run['unit']}/s",
+                         f"{_number(run['rate_cpu'])} {run['unit']}/s", f"{run['max_rss_bytes'] / 1e6:,.1f}"])
+    out.append(format_table(rows, right=(2, 3, 4, 5, 6, 7)))
+    out.append("")
+    checks = [["measurement", "figure", "value", "target", "met"]]
+    for name, outcome in results.items():
+        for item in outcome.get("checks", []):
+            met = {True: "yes", False: "NO", None: "n/a"}[item["met"]]
+            digits = 1 if item["unit"] in ("x", "B") else 0
+            checks.append([name, item["what"], f"{_number(item['value'], digits)} {item['unit']}".strip(),
+                           f"{item['comparison']} {_number(item['target'], digits)} {item['unit']}".strip(), met])
+    if len(checks) > 1:
+        out.append(format_table(checks, right=(2, 3)))
+        if env["scale"] != "full":
+            out.append(f"(targets are meant for the full sizes; at {env['scale']} scale start-up weighs more)")
+        out.append("")
+    derived_lines = []
+    for name, outcome in results.items():
+        for key, value in outcome.get("derived", {}).items():
+            derived_lines.append(f"  {name}: {key.replace('_', ' ')} = {value:,}" if isinstance(value, (int, float))
+                                 else f"  {name}: {key.replace('_', ' ')} = {value}")
+    if derived_lines:
+        out += ["Derived figures:"] + derived_lines + [""]
+    out.append("Time taken:")
+    for name, outcome in results.items():
+        generated = outcome.get("generation_s", {})
+        generation = ", ".join(f"{file} {seconds:.1f} s" for file, seconds in generated.items()) or "cached"
+        out.append(f"  {name}: {outcome.get('duration_s', 0):.1f} s in all (data generation: {generation})")
+    out.append("")
+    notes = [f"  {name}: {note}" for name, outcome in results.items() for note in outcome.get("notes", [])]
+    busiest = max((run.get("load_before", 0) for outcome in results.values() for run in outcome.get("runs", [])), default=0)
+    if busiest > (env["cpus_usable"] or 1):
+        notes.append(f"  load average reached {busiest} on {env['cpus_usable']} CPUs before a run: other processes "
+                     f"shared the CPUs, so wall figures are inflated; CPU figures are the steadier ones")
+    if notes:
+        out += ["Notes:"] + notes + [""]
+    anomalies = [f"  {name}: {text}" for name, outcome in results.items() for text in outcome.get("anomalies", [])]
+    out += (["Anomalies:"] + anomalies) if anomalies else ["Anomalies: none"]
+    return "\n".join(out) + "\n"
+
+
+# -- command line -----------------------------------------------------------------------------
+
+def find_fail2entra() -> str:
+    """The console script installed beside this interpreter (not a pyenv shim, whose bash
+    start-up would be timed too), else the one on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "fail2entra")
+    if os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("fail2entra") or "fail2entra"
+
+
+def parse_arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="measurements: " + ", ".join(MEASUREMENTS))
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="every size ~10x smaller (a smoke run)")
+    sizes.add_argument("--tiny", action="store_true", help="a few thousand lines each (for the test suite)")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="run only this measurement (repeatable, or comma-separated)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--fail2ban-lines", type=int, metavar="N",
+                        help="lines of auth.log given to fail2ban-regex (default: 100,000, 10,000 with --quick; "
+                             "0: the whole file)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="keep generated data here and reuse it across runs (default: a temporary directory)")
+    parser.add_argument("--command", metavar="PATH", help="the fail2entra executable (default: the installed one)")
+    arguments = parser.parse_args(argv)
+    names = [name.strip() for value in arguments.only or [] for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MEASUREMENTS]
+    if unknown:
+        parser.error(f"unknown measurement {unknown[0]!r} (known: {', '.join(MEASUREMENTS)})")
+    arguments.only = names
+    return arguments
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    arguments = parse_arguments(argv)
+    scale = SCALES["tiny" if arguments.tiny else "quick" if arguments.quick else "full"]
+    fail2ban_lines = scale.fail2ban_lines if arguments.fail2ban_lines is None else arguments.fail2ban_lines
+    # RFC 3164 lines carry no year: data is dated yesterday, so the year inferred is right and
+    # no line lies in the future, whenever the benchmark is run.
+    day = (datetime.now() - timedelta(days=1)).date()
+    temporary = None
+    if arguments.data_dir:
+        os.makedirs(arguments.data_dir, exist_ok=True)
+        data_dir = arguments.data_dir
+    else:
+        temporary = tempfile.TemporaryDirectory(prefix="fail2entra-benchmark-")
+        data_dir = temporary.name
+    try:
+        context = Context(scale, data_dir, arguments.command or find_fail2entra(), shutil.which("fail2ban-regex"),
+                          fail2ban_lines, day)
+        env = environment(context)
+        print(f"fail2entra benchmark, {scale.name} scale; data in {data_dir}", flush=True)
+        results: Dict[str, Dict[str, Any]] = {}
+        for name, entry in MEASUREMENTS.items():
+            if arguments.only and name not in arguments.only:
+                continue
+            print(f"  {name}: {entry.description} ...", flush=True)
+            started = time.perf_counter()
+            known = set(context.generation_s)
+            try:
+                outcome = entry.function(context)
+            except Exception as error:  # one broken measurement must not hide the others
+                outcome = result([], anomalies=[f"measurement failed: {type(error).__name__}: {error}"])
+            outcome["duration_s"] = round(time.perf_counter() - started, 2)
+            outcome["generation_s"] = {file: seconds for file, seconds in context.generation_s.items() if file not in known}
+            for run in outcome["runs"]:
+                run.pop("stdout", None)
+                run.pop("stderr", None)
+            results[name] = outcome
+            print(f"    done in {outcome['duration_s']:.1f} s", flush=True)
+        env["benchmark_peak_rss_bytes"] = own_peak = peak_rss_of_this_process()
+        for name, outcome in results.items():
+            for run in outcome["runs"]:
+                if run["max_rss_bytes"] <= own_peak:
+                    outcome["anomalies"].append(f"{run['label']}: peak RSS {run['max_rss_bytes']:,} B is not above this "
+                                                f"script's own peak ({own_peak:,} B), which it inherits: figure unreliable")
+        print()
+        sys.stdout.write(report(env, results))
+        if arguments.json:
+            with open(arguments.json, "w", encoding="utf-8") as handle:
+                json.dump({"environment": env, "scale": scale._asdict(), "results": results}, handle, indent=2)
+                handle.write("\n")
+        failed = any(run["exit_status"] != 0 for outcome in results.values() for run in outcome["runs"]
+                     if run["label"].startswith("fail2entra")) or any(not outcome["runs"] for outcome in results.values())
+        return 1 if failed else 0
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

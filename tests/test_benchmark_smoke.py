@@ -1,0 +1,40 @@
+"""The benchmark kept in the repository (tests/benchmark.py) still runs: one invocation at tiny
+sizes, through the installed command, checked for figures and for input it failed to read.
+Targets are not checked here: a few thousand lines measure start-up, not throughput."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+BENCHMARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark.py")
+
+
+def test_benchmark_runs_at_tiny_scale(tmp_path):
+    results_path = tmp_path / "results.json"
+    # "startup" is left out: two more process start-ups for no code path the others lack.
+    completed = subprocess.run([sys.executable, BENCHMARK, "--tiny", "--only", "auth-log,windows-xml,signin-json,memory",
+                                "--json", str(results_path)],
+                               capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert re.search(r"fail2entra --profile hardened .* [\d,]+ lines/s", completed.stdout), completed.stdout
+
+    results = json.loads(results_path.read_text())["results"]
+    runs = {run["label"]: run for run in results["auth-log"]["runs"]}
+    for profile in ("hardened", "kql"):
+        run = runs[f"fail2entra --profile {profile}"]
+        assert run["exit_status"] == 0 and run["rate_wall"] > 0 and run["rate_cpu"] > 0
+        assert run["stats"]["lines"] == run["items"]
+        assert run["summary"]["failures_counted"] > 0
+    if shutil.which("fail2ban-regex"):
+        assert runs["fail2ban-regex sshd"]["fail2ban"]["matched"] > 0
+        assert results["auth-log"]["derived"]["hardened_over_fail2ban_wall"] > 0
+    else:
+        assert "fail2ban-regex sshd" not in runs
+    memory = results["memory"]["derived"]
+    assert memory["tracked_ips"] == memory["distinct_ips"]
+    assert memory["peak_rss_bytes"] > memory["baseline_rss_bytes"]
+    for name, outcome in results.items():
+        assert outcome["runs"] and not outcome["anomalies"], (name, outcome["anomalies"])
