@@ -112,37 +112,45 @@ class Rfc3164Clock:
     The zone is a setting (default: this machine's); the year is the one that puts the
     timestamp nearest to, and not more than a day after, the time of reading (so a December
     line read on 1 January belongs to the year before). ``now`` is injectable for tests.
-    Conversion is cached per hour of the timestamp; minutes and seconds are added by arithmetic.
+    Each distinct timestamp is converted once (a log writes many lines per second); the
+    conversions are forgotten when the wall clock has moved an hour, so that a long run never
+    reads a line with the year it inferred long ago.
     """
 
     def __init__(self, zone: tzinfo, now: Callable[[], float] = _time.time) -> None:
         self._zone = zone
         self._now = now
-        self._hour_base: Dict[str, Optional[float]] = {}
+        self._seconds: Dict[str, float] = {}
+        self._hour_starts: Dict[str, Optional[float]] = {}
+        self._filled_at = now()
 
     def __call__(self, stamp: str) -> Optional[float]:
         """Seconds since the epoch for ``Mmm dd hh:mm:ss``, or None when it is not a valid time."""
-        base = self._hour_base.get(stamp[:9])
-        if base is None:
-            if stamp[:9] in self._hour_base or len(stamp) != 15:
-                return None
-            base = self._hour_base[stamp[:9]] = self._hour_start(stamp[:9])
-            if base is None:
-                return None
-        minute, second = stamp[10:12], stamp[13:15]
-        if not (minute.isdigit() and second.isdigit() and stamp[12] == ":"):
-            return None
-        return base + int(minute) * 60 + int(second)
+        seconds = self._seconds.get(stamp)
+        return seconds if seconds is not None else self._convert(stamp)
 
-    def _hour_start(self, day_hour: str) -> Optional[float]:
+    def _convert(self, stamp: str) -> Optional[float]:
+        now = self._now()
+        if len(self._seconds) >= _CACHE_LIMIT or now - self._filled_at > 3600:
+            self._seconds.clear()
+            self._hour_starts.clear()
+            self._filled_at = now
+        day_hour = stamp[:9]
+        if day_hour not in self._hour_starts:
+            self._hour_starts[day_hour] = self._hour_start(day_hour, now)
+        base = self._hour_starts[day_hour]
+        minute, second = stamp[10:12], stamp[13:15]
+        if base is None or len(stamp) != 15 or stamp[12] != ":" or not (minute.isdigit() and second.isdigit()):
+            return None
+        seconds = self._seconds[stamp] = base + int(minute) * 60 + int(second)
+        return seconds
+
+    def _hour_start(self, day_hour: str, reading: float) -> Optional[float]:
         """Epoch of ``Mmm dd hh`` in the chosen zone and inferred year; None if not a date."""
-        if len(self._hour_base) >= _CACHE_LIMIT:
-            self._hour_base.clear()
         month = _MONTHS.get(day_hour[:3])
         day, hour = day_hour[4:6].strip(), day_hour[7:9]
         if month is None or not day.isdigit() or not hour.isdigit() or day_hour[3] != " ":
             return None
-        reading = self._now()
         this_year = datetime.fromtimestamp(reading, self._zone).year
         best = None
         for year in (this_year + 1, this_year, this_year - 1):

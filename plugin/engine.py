@@ -105,16 +105,17 @@ class Engine:
                 exclusion.removed += 1
                 return
         when = event.time
-        if not self._advance_clock(when):
+        if (when > self.newest or when < self.newest - self.settings.window) and not self._advance_clock(when):
             self.counts.stale += 1
             return
-        self.counts.failures[failure.source] += failure.count
-        total = self.counters[failure.source].add(failure.ip, when, failure.count, failure.host, failure.user)
-        if total == failure.count and self.tracked_total() > self.settings.max_ips:
+        source, ip, count = failure.source, failure.ip, failure.count
+        self.counts.failures[source] += count
+        if self.counters[source].add(ip, when, count, failure.host, failure.user) == count \
+                and self.tracked_total() > self.settings.max_ips:
             self._evict()
-        waiting = self._retained.get(failure.ip)
+        waiting = self._retained.get(ip)
         if waiting:
-            self._recheck(failure.ip, waiting)
+            self._recheck(ip, waiting)
 
     def _check_signin(self, signin: Event, ip: str) -> None:
         for exclusion in self._signin_exclusions:
@@ -246,7 +247,8 @@ class Engine:
 
     def tracked_total(self) -> int:
         """IPs tracked over all sources (what --max-ips caps)."""
-        return sum(len(counter) for counter in self.counters.values())
+        security, windows, syslog = self.counters.values()
+        return len(security) + len(windows) + len(syslog)
 
     def retained_signins(self) -> int:
         return len(self._retained_by_time)

@@ -10,7 +10,7 @@ stands for, or a short reason why it does not count (the explain mode prints tha
 import re
 from typing import Dict, NamedTuple, Optional, Type, Union
 
-from parsers.address import canonical_ip, is_loopback
+from parsers.address import canonical_ip
 from parsers.event import FAILURE_TABLES, SIGNIN_TABLES, SYSLOG, Event
 from parsers.sshd import read_sshd_message
 from parsers.windows import LOGON_FAILURE
@@ -43,6 +43,20 @@ NOT_AUTH_FACILITY = "facility does not contain 'auth'"
 AMBIGUOUS = "sshd line can be read two ways; not counted"
 
 
+_new_failure = tuple.__new__  # Failure without NamedTuple's argument handling (hot path)
+_auth_facilities: Dict[str, bool] = {}
+
+
+def _is_auth(facility: str) -> bool:
+    """The rule's ``Facility contains 'auth'`` (case-insensitive), remembered per name."""
+    found = _auth_facilities.get(facility)
+    if found is None:
+        if len(_auth_facilities) > 1000:
+            _auth_facilities.clear()
+        found = _auth_facilities[facility] = "auth" in facility.lower()
+    return found
+
+
 def _windows_failure(event: Event) -> Verdict:
     """The rule's Windows qualification, identical in both profiles (address not yet keyed)."""
     if event.event_id != LOGON_FAILURE:
@@ -51,7 +65,7 @@ def _windows_failure(event: Event) -> Verdict:
         return NOT_REMOTE_LOGON
     if event.ip == "-":
         return NO_WINDOWS_ADDRESS
-    return Failure(event.table, event.ip, 1, event.computer, event.target_user)
+    return _new_failure(Failure, (event.table, event.ip, 1, event.computer, event.target_user))
 
 
 class KqlProfile:
@@ -66,7 +80,7 @@ class KqlProfile:
         """The failure ``event`` counts as on one of the rule's lists, or why it does not."""
         if event.table != SYSLOG:
             return _windows_failure(event) if event.table in FAILURE_TABLES else NOT_A_FAILURE_TABLE
-        if "auth" not in event.facility.lower():
+        if not _is_auth(event.facility):
             return NOT_AUTH_FACILITY
         if event.process_name == "sudo":
             return "ProcessName is 'sudo'"
@@ -85,7 +99,7 @@ class KqlProfile:
         # template's, when the message has exactly one reading.
         reading = read_sshd_message(message)
         user = reading.user if reading is not None and not reading.ambiguous else ""
-        return Failure(SYSLOG, address, 1, event.computer, user)
+        return _new_failure(Failure, (SYSLOG, address, 1, event.computer, user))
 
     def success_ip(self, event: Event) -> Optional[str]:
         """The list key a sign-in is looked up with, or None when it is not a success."""
@@ -111,7 +125,7 @@ class HardenedProfile:
             if address is None:
                 return "IpAddress is not an IP address"
             return verdict._replace(ip=address)
-        if "auth" not in event.facility.lower():
+        if not _is_auth(event.facility):
             return NOT_AUTH_FACILITY
         if event.program not in SSHD_PROGRAMS:
             return "program is not sshd (syslog header or journald _COMM)"
@@ -122,9 +136,10 @@ class HardenedProfile:
             return AMBIGUOUS
         if not reading.counts:
             return f"sshd '{reading.template}' is not a counted failure"
-        if is_loopback(reading.address):
+        address = reading.address
+        if address.startswith("127.") or address == "::1":  # 127.0.0.0/8 and ::1, canonical forms
             return "loopback address"
-        return Failure(SYSLOG, reading.address, reading.repeat, event.computer, reading.user)
+        return _new_failure(Failure, (SYSLOG, address, reading.repeat, event.computer, reading.user))
 
     def success_ip(self, event: Event) -> Optional[str]:
         """The canonical address of a successful sign-in, or None."""
