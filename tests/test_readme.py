@@ -1,0 +1,59 @@
+"""The README and the configuration document what the code does: the Quickstart's two commands,
+the CI script, every option and every input shape."""
+
+import os
+import re
+import sys
+
+from parsers import KINDS
+from plugin.config import OPTIONS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+
+
+def quickstart_commands():
+    section = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_quickstart_has_exactly_two_commands_installing_then_running():
+    first, second = quickstart_commands()
+    assert first.startswith("pip install . && fail2entra ") and "tests/sample/" in first
+    assert second.startswith("pip install '.[test]' && ")
+
+
+def test_ci_runs_the_readme_test_command():
+    script = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
+    commands = [line for line in script.splitlines() if line.strip() and not line.startswith(("#", "set ", "cd "))]
+    assert commands == [quickstart_commands()[1]]
+    assert os.access(os.path.join(ROOT, ".ci", "run"), os.X_OK)
+
+
+def test_quickstart_sample_files_exist():
+    for path in re.findall(r"tests/sample/\S+", quickstart_commands()[0]):
+        assert os.path.isfile(os.path.join(ROOT, path)), path
+
+
+def test_every_option_is_in_the_readme_and_the_shipped_config():
+    config = open(os.path.join(ROOT, "conf", "fail2entra.toml"), encoding="utf-8").read()
+    for option in OPTIONS:
+        assert f"`{option.flag}" in README, option.flag
+        assert re.search(rf"^{option.name} = ", config, re.M), f"{option.name} missing from conf/fail2entra.toml"
+
+
+def test_the_shipped_config_holds_every_default():
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    from plugin.config import resolve
+    with open(os.path.join(ROOT, "conf", "fail2entra.toml"), "rb") as handle:
+        table = tomllib.load(handle)
+    assert resolve(table, {}).__dict__ == resolve({}, {}).__dict__
+
+
+def test_every_input_shape_is_in_the_readme():
+    for kind in KINDS:
+        assert f"`{kind}`" in README, kind
