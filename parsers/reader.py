@@ -66,6 +66,7 @@ class LineReader:
         self._skipping = 0  # > 0 while skipping the rest of an oversized line: bytes skipped so far
         self._xml: List[str] = []  # lines of an XML event still open
         self._xml_size = 0
+        self._closing = "</Event>"  # the end tag of the open event
         self._reject_next_xml = False  # a DTD was declared: the document's event is refused
         self._in_dtd = False  # inside a multi-line <!DOCTYPE ... [ ... ]>
         self._in_comment = False  # inside a multi-line <!-- ... -->
@@ -79,7 +80,8 @@ class LineReader:
             if newline < 0:
                 self._skipping += len(data)
                 return
-            self._end_oversized(self._skipping + newline)
+            size, self._skipping = self._skipping + newline, 0
+            self._end_oversized(size)
             data = data[newline + 1:]
         buffer = self._pending + data if self._pending else data
         last = buffer.rfind(b"\n")
@@ -92,7 +94,8 @@ class LineReader:
     def finish(self) -> None:
         """End of stream: a last line without newline is read; an open record is truncated."""
         if self._skipping:
-            self._end_oversized(self._skipping)
+            size, self._skipping = self._skipping, 0
+            self._end_oversized(size)
         if self._pending:
             pending, self._pending = self._pending, b""
             self._read_block(pending)
@@ -109,8 +112,7 @@ class LineReader:
             self._pending = tail
 
     def _end_oversized(self, size: int) -> None:
-        self.line_number += 1
-        self._skipping = 0
+        self.line_number += 1  # not the end of skipping: the lines of a block before a long tail end here too
         self.sink.oversized(size, self.line_number)
 
     def _read_block(self, block: bytes) -> None:
@@ -151,13 +153,20 @@ class LineReader:
             self._continue_xml(line)
             return
         if self._in_dtd:
-            self._in_dtd = "]>" not in line
+            end = line.find("]>")
+            self._in_dtd = end < 0
+            if end >= 0:
+                self._open_xml(line[end + 2:])  # ]><Event ...>: the document's event follows
             return
         if self._in_comment:
             self._in_comment = "-->" not in line
             return
         first = line[:1]
+        if first == "\x00" and line.strip("\x00"):  # after a crash NULs run into the next line: read it
+            line = line.lstrip("\x00")
+            first = line[:1]
         if first == "{":
+            self._reject_next_xml = False  # another record: a document with a DTD has ended
             self._read_json(line)
         elif first == "<" and (line.startswith(_XML_STARTS) or _PREFIXED_XML_START.match(line)):
             self._start_xml(line)
@@ -166,8 +175,10 @@ class LineReader:
         elif not line.strip():
             return
         elif self._json_only:
+            self._reject_next_xml = False
             self.sink.malformed("json", "not a JSON object", self.line_number)
         else:
+            self._reject_next_xml = False
             self._read_syslog(line)
 
     def _read_syslog(self, line: str) -> None:
@@ -226,26 +237,46 @@ class LineReader:
     # -- Windows XML --------------------------------------------------------------------
 
     def _start_xml(self, line: str) -> None:
+        if line.startswith("<?xml"):  # <?xml ...?><!DOCTYPE ...>: a DTD on the declaration's line
+            rest = line[line.find("?>") + 2:].lstrip() if "?>" in line else ""
+            if rest.startswith("<!") and not rest.startswith("<!--"):
+                line = rest
         if line.startswith("<!--"):
             self._in_comment = "-->" not in line
             return
         if line.startswith("<!"):  # <!DOCTYPE ...> or <!ENTITY ...>: never read, never expanded
             self._reject_next_xml = True
-            self._in_dtd = "[" in line and "]>" not in line
             self.sink.malformed(XML_KIND, "document declares a DTD or entities; refused", self.line_number)
+            subset = "[" in line
+            end = line.find("]>" if subset else ">")
+            self._in_dtd = subset and end < 0
+            if end >= 0:
+                self._open_xml(line[end + (2 if subset else 1):])  # <!DOCTYPE ...><Event ...>: refused too
             return
-        self._xml = [line]
-        self._xml_size = len(line)
+        self._open_xml(line)
+
+    def _open_xml(self, text: str) -> None:
+        if _EVENT_START.search(text) is None:
+            return
+        self._xml = [text]
+        self._xml_size = len(text)
         self._close_xml_events()
 
     def _continue_xml(self, line: str) -> None:
         self._xml_size += len(line) + 1
         if self._xml_size > self._limit:
             self._xml = []
+            self._reject_next_xml = False  # the document's event is dropped with it
             self.sink.oversized(self._xml_size, self.line_number)
             return
+        if "Event" in line and _EVENT_START.match(line.lstrip()):  # an event never holds an event
+            self._xml = []
+            self.sink.malformed(XML_KIND, "an <Event> without its </Event>, followed by another",
+                                self.line_number)
+            self._start_xml(line.lstrip())
+            return
         self._xml.append(line)
-        if "Event>" in line:
+        if self._closing in line:  # only the new line can close it: no rescan of the open text
             self._close_xml_events()
 
     def _close_xml_events(self) -> None:
@@ -263,6 +294,7 @@ class LineReader:
             if end < 0:
                 self._xml = [text[start.start():]]
                 self._xml_size = len(self._xml[0])
+                self._closing = closing
                 return
             position = end + len(closing)
             self._read_xml_event(text[start.start():position])
@@ -276,6 +308,9 @@ class LineReader:
             event = parse_event_xml(text)
         except MalformedRecord as problem:
             self.sink.malformed(problem.kind, problem.reason, self.line_number)
+            return
+        except (ValueError, OverflowError) as error:  # a "number" int() refuses (5000 digits, "²")
+            self.sink.malformed(XML_KIND, _short(error), self.line_number)
             return
         if event is None:
             self.sink.ignored(XML_KIND, "not a 4625")
@@ -308,21 +343,26 @@ class MsgpackReader:
     Every map is handled as soon as its last byte arrives. Keys injected by ``<inject>`` are
     renamed to the ``time`` / ``tag`` keys the record shapes read. A value that is not a map,
     a map no shape fits, or bytes that are not msgpack are counted and reported; after
-    undecodable bytes the stream is re-synchronised at the next chunk.
+    undecodable bytes the stream is re-synchronised at the next map header byte. A record past
+    the size limit is skipped to its end (its headers walked, its strings never held) and
+    reported once.
     """
 
     def __init__(self, lines: LineReader, time_key: str = "time", tag_key: str = "tag") -> None:
         self._lines = lines
         self._renames = [(key, name) for key, name in ((time_key, "time"), (tag_key, "tag")) if key != name]
         self._limit = lines._limit
-        self._fed = 0  # bytes given to the current unpacker, to tell a truncated last record
-        self._complete = 0  # bytes up to the end of the last whole record
+        self._skipping: Optional[_ObjectSkipper] = None  # walking past a record over the limit
         self._unpacker = self._new_unpacker()
 
     def _new_unpacker(self) -> "msgpack.Unpacker":
-        self._fed = self._complete = 0
+        self._fed = 0  # bytes given to the current unpacker
+        self._boundary = 0  # where the unfinished record starts (tell() runs ahead inside one)
+        self._held = b""  # the unfinished record's bytes so far
+        big = 2 ** 32 - 1  # long strings are bounded by the size limit, not refused as undecodable
         return msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=_event_time_ext,
-                                max_buffer_size=2 * self._limit, unicode_errors="replace")
+                                max_buffer_size=2 * self._limit, max_str_len=big, max_bin_len=big,
+                                max_ext_len=big, unicode_errors="replace")
 
     @property
     def line_number(self) -> int:
@@ -330,29 +370,67 @@ class MsgpackReader:
         return self._lines.line_number
 
     def feed(self, data: bytes) -> None:
-        """Read a chunk of the stream; every complete map in it is handled now."""
+        """Read a chunk of the stream; every complete map in it is handled now. The chunk goes
+        to the unpacker in pieces of at most the size limit, so its buffer (twice the limit)
+        never fills before an unfinished record is known to be over the limit."""
+        position, limit = 0, min(self._limit, _MSGPACK_PIECE)
+        while position < len(data):
+            if self._skipping is not None:
+                position = self._skipping.skip(data, position)
+                if position < 0:
+                    return
+                self._end_oversized()
+            else:
+                self._feed_piece(data[position:position + limit] if position or len(data) > limit else data)
+                position += limit
+
+    def _feed_piece(self, piece: bytes) -> None:
         lines = self._lines
         sink = lines.sink
+        unpacker = self._unpacker
+        start, held = self._boundary, self._held + piece if self._held else piece
         try:
-            self._unpacker.feed(data)
-            self._fed += len(data)
-        except msgpack.BufferFull:
-            lines.line_number += 1
-            sink.oversized(len(data), lines.line_number)
-            self._unpacker = self._new_unpacker()
-            return
-        try:
-            for item in self._unpacker:
-                self._complete = self._unpacker.tell()  # now: a later failed attempt moves it
+            unpacker.feed(piece)
+            self._fed += len(piece)
+        except msgpack.BufferFull:  # not expected (see feed): skip what is held as oversized
+            pass
+        while True:
+            try:  # only the unpacking: an error in reading a record is not undecodable bytes
+                item = next(unpacker)
+            except StopIteration:
+                break
+            except (ValueError, TypeError, msgpack.UnpackException) as error:  # FormatError, StackError; a list as a key
                 lines.line_number += 1
-                if isinstance(item, dict):
-                    self._read_map(item)
-                else:
-                    sink.malformed("msgpack", f"a {type(item).__name__}, not a map", lines.line_number)
-        except (ValueError, msgpack.UnpackException) as error:  # FormatError, StackError, ExtraData
+                sink.malformed("msgpack", f"undecodable bytes ({_short(error)}); resynchronising", lines.line_number)
+                # every record is a map: start again at the next map header after the bad record's first byte
+                found = _MAP_HEADER.search(held, self._boundary - start + 1)
+                held = held[found.start():] if found else b""
+                unpacker = self._unpacker = self._new_unpacker()
+                start = 0
+                unpacker.feed(held)  # less than the limit plus a piece: it fits
+                self._fed = len(held)
+                continue
             lines.line_number += 1
-            sink.malformed("msgpack", f"undecodable bytes ({_short(error)}); resynchronising", lines.line_number)
+            end = unpacker.tell()
+            size, self._boundary = end - self._boundary, end
+            if size > self._limit:
+                sink.oversized(size, lines.line_number)
+            elif isinstance(item, dict):
+                self._read_map(item)
+            else:
+                sink.malformed("msgpack", f"a {type(item).__name__}, not a map", lines.line_number)
+        self._held = held[self._boundary - start:]
+        if len(self._held) > self._limit:  # the unfinished record is over the limit: skip it
+            self._skipping = _ObjectSkipper(self._limit)
+            ended = self._skipping.skip(self._held, 0) >= 0  # only if its counts are absurd
             self._unpacker = self._new_unpacker()
+            if ended:
+                self._end_oversized()
+
+    def _end_oversized(self) -> None:
+        self._lines.line_number += 1
+        self._lines.sink.oversized(self._skipping.size, self._lines.line_number)
+        self._skipping = None
 
     def _read_map(self, item: dict) -> None:
         for key, name in self._renames:
@@ -370,13 +448,92 @@ class MsgpackReader:
 
     def finish(self) -> None:
         """End of stream: bytes of an unfinished map are reported as a truncated record."""
-        leftover = self._fed - self._complete
+        if self._skipping is not None:
+            self._end_oversized()
+        leftover = self._fed - self._boundary
         if leftover > 0:
             self._lines.line_number += 1
             self._lines.sink.malformed("msgpack", f"stream ended inside a record ({leftover} bytes)",
                                        self._lines.line_number)
         self._unpacker = self._new_unpacker()
 
+
+_MSGPACK_PIECE = 64 * 1024  # bytes given to the unpacker at a time
+_MAP_HEADER = re.compile(b"[\\x80-\\x8f\\xde\\xdf]")  # fixmap, map 16, map 32
+
+# msgpack headers by first byte, for walking past a record too big to decode (the spec's formats)
+_FIXED_SIZE = {0xc0: 0, 0xc2: 0, 0xc3: 0, 0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1,
+               0xd1: 2, 0xd2: 4, 0xd3: 8, 0xd4: 2, 0xd5: 3, 0xd6: 5, 0xd7: 9, 0xd8: 17}
+_LENGTH_BYTES = {0xc4: (1, 0), 0xc5: (2, 0), 0xc6: (4, 0), 0xc7: (1, 1), 0xc8: (2, 1), 0xc9: (4, 1),
+                 0xd9: (1, 0), 0xda: (2, 0), 0xdb: (4, 0)}  # str, bin, ext: (length bytes, type bytes)
+_COUNT_BYTES = {0xdc: (2, 1), 0xdd: (4, 1), 0xde: (2, 2), 0xdf: (4, 2)}  # array, map: (count bytes, items each)
+
+
+class _ObjectSkipper:
+    """Walks past one msgpack object, chunk by chunk, reading only its headers: a string of any
+    length costs nothing. Counts beyond what the unpacker accepts end the walk (resynchronise)."""
+
+    def __init__(self, limit: int) -> None:
+        self.size = 0  # bytes walked
+        self._items = 1  # items still to pass
+        self._payload = 0  # bytes of the current str / bin / ext / number still to pass
+        self._header = b""  # a header cut at the end of the last chunk
+        self._max_items = 2 * limit
+
+    def skip(self, data: bytes, position: int) -> int:
+        """Walk ``data`` from ``position``: the offset just past the object, or -1 (not ended)."""
+        shift = 0  # joined to a cut header: offsets in data are offsets here plus shift
+        if self._header:
+            shift = position - len(self._header)
+            data, position, self._header = self._header + data[position:], 0, b""
+        start = position
+        end = len(data)
+        while True:
+            if self._payload:
+                step = min(self._payload, end - position)
+                position += step
+                self._payload -= step
+                if self._payload:
+                    break
+            if not self._items or position >= end:
+                break
+            byte = data[position]
+            if byte <= 0x7f or byte >= 0xe0:  # fixint
+                position += 1
+                self._items -= 1
+                continue
+            if byte <= 0x9f:  # fixmap, fixarray
+                self._items += (byte & 0x0f) * (2 if byte <= 0x8f else 1) - 1
+                position += 1
+            elif byte <= 0xbf:  # fixstr
+                self._payload = byte & 0x1f
+                self._items -= 1
+                position += 1
+            elif byte in _FIXED_SIZE:
+                self._payload = _FIXED_SIZE[byte]
+                self._items -= 1
+                position += 1
+            elif byte in _LENGTH_BYTES or byte in _COUNT_BYTES:
+                width, each = _LENGTH_BYTES[byte] if byte in _LENGTH_BYTES else _COUNT_BYTES[byte]
+                if position + 1 + width > end:  # the header goes on in the next chunk
+                    self._header = data[position:]
+                    self.size += position - start
+                    return -1
+                number = int.from_bytes(data[position + 1:position + 1 + width], "big")
+                position += 1 + width
+                if byte in _LENGTH_BYTES:
+                    self._payload = number + each
+                    self._items -= 1
+                else:
+                    self._items += number * each - 1
+            else:  # 0xc1 is never used: not msgpack, stop here
+                self._items = 0
+            if self._items > self._max_items:
+                self._items = 0
+        self.size += position - start
+        if self._items or self._payload:
+            return -1
+        return position + shift
 
 def _text_keys(value: object) -> object:
     """Maps with bytes keys or values (Fluentd in_tail without ``encoding UTF-8`` sends msgpack

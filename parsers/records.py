@@ -13,6 +13,7 @@ sign-in about seven times cheaper than ``json.loads``. Maps read from msgpack ar
 the same struct, so there is one set of shape rules.
 """
 
+import math
 import re
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -163,6 +164,8 @@ SIGNIN_CATEGORIES = {
 def _time_of(value: Any, kind: str, what: str) -> float:
     """An event time from an ISO string, or from Fluentd's injected epoch number."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # msgpack floats can be NaN or infinite
+            raise MalformedRecord(kind, f"{what} {value!r} is not a time")
         return float(value)
     when = parse_iso8601(text_value(value).strip()) if value is not None else None
     if when is None:
@@ -409,6 +412,9 @@ class RecordReader:
                 found = reader(record)
             except MalformedRecord as problem:
                 problems.append(problem)
+            except (ValueError, OverflowError, TypeError) as error:  # a "number" int() refuses, a list as a key
+                text = str(error)
+                problems.append(MalformedRecord(kind, text if len(text) <= 200 else text[:197] + "..."))
             else:
                 if isinstance(found, Event):
                     events.append(found)
