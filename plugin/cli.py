@@ -121,9 +121,10 @@ class Runner:
             sink = self.output = Explainer(self.pipeline, sys.stdout, lambda: self.reader.line_number)
             reader_type = ExplainingLineReader
         self.reader = reader_type(sink, Rfc3164Clock(zone), config.facility,
-                                  json_only=config.input == "json", max_record_bytes=config.max_record_bytes)
-        self.stream_reader = MsgpackReader(self.reader, config.time_key, config.tag_key) \
-            if config.input == "msgpack" else self.reader
+                                  json_only=config.input == "json", max_record_bytes=config.max_record_bytes,
+                                  interest=None if config.explain else self.engine.profile.interest,
+                                  time_key=config.time_key, tag_key=config.tag_key)
+        self.stream_reader = MsgpackReader(self.reader) if config.input == "msgpack" else self.reader
         self._lines_done = 0
         self._stopping = False
         self._health_requested = False
@@ -245,7 +246,8 @@ class Runner:
 
     def figures(self) -> dict:
         state = self.state
-        figures = self.pipeline.figures(None if state is None or state.saved_at is None else time.time() - state.saved_at)
+        figures = self.pipeline.figures(None if state is None or state.saved_at is None else time.time() - state.saved_at,
+                                        self.reader.skipped)
         if state is not None:
             figures["snapshot"] = {"bytes": state.last_size, "write_seconds": round(state.last_save_seconds, 3),
                                    "failures": state.failures}

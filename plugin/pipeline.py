@@ -57,16 +57,20 @@ class Pipeline:
         self.invalid_text_lines += 1
         self.notices.warning("invalid-utf8", f"{self.input_name}:{line_number}: invalid UTF-8 replaced by U+FFFD")
 
-    def figures(self, snapshot_age: Optional[float] = None) -> dict:
-        """The health figures, as one flat-ish record (the stats record and ``--stats``)."""
+    def figures(self, snapshot_age: Optional[float] = None, skipped: Optional[Dict[str, int]] = None) -> dict:
+        """The health figures, as one flat-ish record (the stats record and ``--stats``);
+        ``skipped`` are the syslog lines the reader recognised but did not parse, per kind."""
         engine = self.engine
         counts = engine.counts
         now = time.time()
+        recognised = dict(self.recognised)
+        for kind, count in (skipped or {}).items():
+            recognised[kind] = recognised.get(kind, 0) + count
         return {
             "lines": self.lines,
             "records": self.records,
             "bytes": self.bytes,
-            "recognised": dict(sorted(self.recognised.items())),
+            "recognised": dict(sorted(recognised.items())),
             "ignored": dict(sorted(self.ignored_records.items())),
             "unrecognised": self.unrecognised_lines,
             "malformed": dict(sorted(self.malformed_records.items())),
