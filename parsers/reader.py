@@ -8,7 +8,7 @@ JSON, ``<Event``/``<?xml`` XML, anything else is tried as syslog.
 """
 
 import re
-from typing import Callable, Dict, List, NamedTuple, Optional, Protocol
+from typing import Callable, Dict, List, NamedTuple, Optional, Protocol, Tuple
 
 import msgpack
 import msgspec
@@ -47,13 +47,13 @@ class Sink(Protocol):
 
 
 class Interest(NamedTuple):
-    """Text a syslog line must contain to be worth parsing: what the profile can count never
-    lacks it (the hardened profile reads only sshd; the rule needs the term "from"). Lines
-    without it are counted as recognised by the shape of their timestamp, never parsed: most
-    of an auth log, at a fraction of the cost. Explain mode reads every line in full."""
+    """Text a syslog line must contain (one of the needles) to be worth parsing: what the profile
+    can count never lacks it (the rule needs the term "from"; the hardened profile counts a few
+    sshd messages). Lines without it are counted as recognised by the shape of their timestamp,
+    never parsed: most of an auth log, at a fraction of the cost. Explain mode reads every line."""
 
-    needle: str
-    fold_case: bool  # look for ``needle`` in the lower-cased line
+    needles: Tuple[str, ...]
+    fold_case: bool  # look for the needles in the lower-cased line
 
 
 _SYSLOG_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")  # RFC 3164 month, RFC 3339 year
@@ -80,7 +80,7 @@ class LineReader:
                  interest: Optional[Interest] = None, time_key: str = "time", tag_key: str = "tag") -> None:
         self.sink = sink
         self.line_number = 0
-        self.skipped: Dict[str, int] = {}  # syslog lines of no interest, per kind (recognised, not parsed)
+        self.recognised: Dict[str, int] = {}  # records read per kind, events and lines of no interest alike
         self._interest = interest
         self._renames = [(key, name) for key, name in ((time_key, "time"), (tag_key, "tag")) if key != name]
         self._clock = clock
@@ -179,11 +179,16 @@ class LineReader:
         if line[:1] in _SYSLOG_FIRST and not (self._xml or self._in_dtd or self._in_comment or self._json_only):
             self._reject_next_xml = False  # another record: a document with a DTD has ended
             interest = self._interest
-            if interest is not None and interest.needle not in (line.lower() if interest.fold_case else line):
-                kind = _timestamp_kind(line)
-                if kind is not None:
-                    self.skipped[kind] = self.skipped.get(kind, 0) + 1
-                    return
+            if interest is not None:
+                text = line.lower() if interest.fold_case else line
+                for needle in interest.needles:
+                    if needle in text:
+                        break
+                else:
+                    kind = _timestamp_kind(line)
+                    if kind is not None:
+                        self.recognised[kind] = self.recognised.get(kind, 0) + 1
+                        return
             self._read_syslog(line)
             return
         self._read_other(line)
@@ -231,7 +236,11 @@ class LineReader:
         if event is None:
             self.sink.unrecognised(line, self.line_number)
         else:
+            self._count(event.kind)
             self.sink.event(event)
+
+    def _count(self, kind: str) -> None:
+        self.recognised[kind] = self.recognised.get(kind, 0) + 1
 
     def _read_json(self, text: str) -> None:
         try:
@@ -262,6 +271,7 @@ class LineReader:
         kind, events, problems = self._records.read(record)
         sink = self.sink
         for event in events:
+            self._count(event.kind)
             sink.event(event)
         for problem in problems:
             sink.malformed(problem.kind, problem.reason, self.line_number)
@@ -313,6 +323,9 @@ class LineReader:
         self._open_xml(line)
 
     def _open_xml(self, text: str) -> None:
+        if text[6:7] in (" ", ">") and text.startswith("<Event") and text.find("</Event>") == len(text) - 8:
+            self._read_xml_event(text)  # one whole event on its line: what wevtutil prints
+            return
         if _EVENT_START.search(text) is None:
             return
         self._xml = [text]
@@ -372,6 +385,7 @@ class LineReader:
         if event is None:
             self.sink.ignored(XML_KIND, "not a 4625")
         else:
+            self._count(XML_KIND)
             self.sink.event(event)
 
 

@@ -26,7 +26,7 @@ from .event import (
 from .syslog import FACILITIES
 from .timestamps import parse_iso8601
 from .windows import (
-    LOGON_FAILURE, logon_failure_event, logon_type_number, named_event_data, text_value,
+    LOGON_FAILURE, logon_failure_event, small_number, named_event_data, text_value,
 )
 
 _UNSET: Any = None
@@ -205,13 +205,13 @@ def _sentinel_row(row: Record) -> Optional[Event]:
     table = row.Type
     when = _time_of(row.TimeGenerated, kind, "TimeGenerated")
     if table == SECURITY_EVENT:
-        event_id = logon_type_number(text_value(row.EventID))
+        event_id = small_number(text_value(row.EventID))
         if event_id != LOGON_FAILURE:
             return None
         data = {name: text_value(getattr(row, name)) for name in _SECURITY_EVENT_COLUMNS}
         return logon_failure_event(table, kind, when, text_value(row.Computer), data)
     if table == WINDOWS_EVENT:
-        event_id = logon_type_number(text_value(row.EventID))
+        event_id = small_number(text_value(row.EventID))
         if event_id != LOGON_FAILURE:
             return None
         if not isinstance(row.EventData, dict):
@@ -275,14 +275,15 @@ def _journald(record: Record) -> Event:
         except (TypeError, ValueError) as error:
             raise MalformedRecord(kind, f"MESSAGE array is not bytes: {error}") from None
     micros = text_value(record.realtime)
-    if micros.isdigit():
+    if micros.isdigit() and micros.isascii() and len(micros) < 20:
         when = int(micros) / 1_000_000
     elif record.time is not None:
         when = _time_of(record.time, kind, "time")
     else:
         raise MalformedRecord(kind, "no __REALTIME_TIMESTAMP")
     facility_number = text_value(record.SYSLOG_FACILITY)
-    facility = FACILITIES[int(facility_number)] if facility_number.isdigit() and int(facility_number) < 24 else ""
+    number = small_number(facility_number)
+    facility = FACILITIES[number] if number is not None and number < 24 else ""
     return syslog_event(when, kind, text_value(record.hostname), text_value(record.SYSLOG_IDENTIFIER),
                         text_value(record.SYSLOG_PID or record.pid), facility, text_value(message),
                         text_value(record.comm))
@@ -297,7 +298,8 @@ def _fluentd_syslog(record: Record, default_facility: str) -> Event:
     if not isinstance(record.message, (str, bytes)):
         raise MalformedRecord(kind, "no message")
     pri = text_value(record.pri)
-    facility = FACILITIES[int(pri) >> 3] if pri.isdigit() and int(pri) < 192 else default_facility
+    number = small_number(pri)
+    facility = FACILITIES[number >> 3] if number is not None and number < 192 else default_facility
     program = text_value(record.ident)
     return syslog_event(_time_of(record.time, kind, "time"), kind, text_value(record.host), program,
                         text_value(record.fluentd_pid), facility, text_value(record.message), program)
@@ -327,7 +329,7 @@ def _windows_collector(record: Record) -> Event:
     """Fluentd ``in_windows_eventlog2`` (all strings, EventData positional or parsed from the
     description) and Fluent Bit ``winevtlog`` (StringInserts typed)."""
     kind = _windows_collector_kind(record)
-    if logon_type_number(text_value(record.EventID)) != LOGON_FAILURE:
+    if small_number(text_value(record.EventID)) != LOGON_FAILURE:
         return None
     when = _windows_collector_time(text_value(record.TimeCreated))
     if when is None:
@@ -355,7 +357,7 @@ def _winlogbeat(record: Record) -> Event:
     """Winlogbeat / ECS: a valid IpAddress was moved to ``source.ip``, ``-`` stayed in event_data."""
     kind = "winlogbeat"
     winlog = record.winlog
-    if logon_type_number(text_value(winlog.event_id)) != LOGON_FAILURE:
+    if small_number(text_value(winlog.event_id)) != LOGON_FAILURE:
         return None
     when = _time_of(record.timestamp, kind, "@timestamp")
     table = WINDOWS_EVENT if text_value(winlog.channel) == "ForwardedEvents" else SECURITY_EVENT

@@ -397,4 +397,8 @@ def read_sshd_message(message: str) -> Optional[SshdMessage]:
 
 
 _DISPATCH = _build_dispatch()
+# The first words of the counted templates: a line holding none of them is no counted failure
+# (a "message repeated" line holds its message's). The reader uses them to skip lines unparsed.
+COUNTED_WORDS: Tuple[str, ...] = tuple(sorted({form.key for template in TEMPLATES if template.counts
+                                                for form in template.forms}))
 _check_examples()

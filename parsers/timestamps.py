@@ -18,11 +18,11 @@ except ImportError:  # pragma: no cover - Python 3.8 is not supported; kept for 
 _CACHE_LIMIT = 100_000
 
 # 2026-11-28T05:01:36.9278361Z, 2026-11-28 05:01:36+01:00, 2026-11-28T05:01:36.123+0000:
-# the first 19 characters are converted once per second of time (cached); the fraction and the
-# zone after them are read on each call, since fractions make every full string unique.
-_WHOLE_SECOND = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)")
+# the first 16 characters (to the minute) are converted once and cached; seconds, fraction and
+# zone are read on each call (fractions make almost every full string unique).
+_WHOLE_MINUTE = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)")
 _FRACTION_AND_ZONE = re.compile(r"(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d\d:?\d\d|UTC|GMT)?\s*")
-_second_cache: Dict[str, Optional[float]] = {}
+_minute_cache: Dict[str, Optional[float]] = {}
 _MISSING = object()
 
 
@@ -36,15 +36,18 @@ def parse_iso8601(text: str) -> Optional[float]:
     >>> parse_iso8601("2026-11-28T05:01:36.5Z"), parse_iso8601("2026-11-28 06:01:36+01:00")
     (1795842096.5, 1795842096.0)
     """
-    head = text[:19]
-    base = _second_cache.get(head, _MISSING)
+    head = text[:16]
+    base = _minute_cache.get(head, _MISSING)
     if base is _MISSING:
-        base = _whole_second(head)
-        if len(_second_cache) >= _CACHE_LIMIT:
-            _second_cache.clear()
-        _second_cache[head] = base
-    if base is None:
+        base = _whole_minute(head)
+        if len(_minute_cache) >= _CACHE_LIMIT:
+            _minute_cache.clear()
+        _minute_cache[head] = base
+    second = text[17:19]
+    if base is None or text[16:17] != ":" or len(second) != 2 or not (second.isascii() and second.isdigit()) \
+            or second > "59":
         return None
+    base += int(second)
     rest = text[19:]
     if not rest or rest == "Z":
         return base
@@ -58,9 +61,9 @@ def parse_iso8601(text: str) -> Optional[float]:
     return value
 
 
-def _whole_second(head: str) -> Optional[float]:
-    """UTC epoch seconds of ``YYYY-MM-DDTHH:MM:SS``, or None when it is not a valid time."""
-    match = _WHOLE_SECOND.fullmatch(head)
+def _whole_minute(head: str) -> Optional[float]:
+    """UTC epoch seconds of ``YYYY-MM-DDTHH:MM``, or None when it is not a valid time."""
+    match = _WHOLE_MINUTE.fullmatch(head)
     if match is None:
         return None
     try:

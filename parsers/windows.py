@@ -7,6 +7,7 @@ are mapped onto the same named EventData fields and built by :func:`logon_failur
 """
 
 import re
+from operator import itemgetter
 from typing import Any, Mapping, Optional, Sequence
 
 from .event import SECURITY_EVENT, WINDOWS_EVENT, Event, MalformedRecord, logon_failure
@@ -35,6 +36,11 @@ _DATA_IN_ORDER = re.compile("".join(
     r"<Data Name=(['\"])%s\%d>([^<]*)</Data>\s*" % (name, 2 * index + 1)
     for index, name in enumerate(EVENT_DATA_NAMES)
 ))
+# The Event fields of a 4625 in logon_failure()'s order, picked from _DATA_IN_ORDER's groups
+# (quote, value) * 21: the value of item i is group 2i+1.
+_EVENT_FIELDS_IN_ORDER = itemgetter(*(2 * EVENT_DATA_NAMES.index(name) + 1 for name in (
+    "IpAddress", "LogonType", "TargetUserName", "TargetDomainName", "SubjectUserName", "WorkstationName",
+    "ProcessName", "LogonProcessName", "AuthenticationPackageName", "Status", "SubStatus")))
 _DATA_ITEM = re.compile(r"<(?:\w+:)?Data\s+Name\s*=\s*(['\"])(\w+)\1\s*(?:/>|>([^<]*)</(?:\w+:)?Data>)")
 _ENTITY = re.compile(r"&(#x[0-9A-Fa-f]+|#\d+|\w+);")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
@@ -78,17 +84,17 @@ def parse_event_xml(text: str) -> Optional[Event]:
     table = WINDOWS_EVENT if "RenderingInfo" in text else SECURITY_EVENT
     computer = _COMPUTER.match(text, text.find("Computer>"))
     computer_name = _unescape(computer.group(1)) if computer else ""
+    start = text.find("<Data ")
+    in_order = _DATA_IN_ORDER.match(text, start) if start >= 0 and "&" not in text else None
+    if in_order is not None:  # the usual event: the fields straight from the match, no dict
+        ip, logon_type, *others = _EVENT_FIELDS_IN_ORDER(in_order.groups())
+        return logon_failure(table, when, XML_KIND, ip, computer_name, small_number(logon_type), *others)
     return logon_failure_event(table, XML_KIND, when, computer_name, _event_data(text))
 
 
 def _event_data(text: str) -> Mapping[str, str]:
-    """EventData items by name, unescaped; the in-order fast path first, then item by item."""
-    start = text.find("<Data ")
-    in_order = _DATA_IN_ORDER.match(text, start) if start >= 0 else None
-    if in_order is not None:
-        data = dict(zip(EVENT_DATA_NAMES, in_order.groups()[1::2]))
-    else:
-        data = {name: value for _, name, value in _DATA_ITEM.findall(text)}
+    """EventData items by name, unescaped, item by item (any order, spelling or escaping)."""
+    data = {name: value for _, name, value in _DATA_ITEM.findall(text)}
     if "&" in text:
         data = {name: _unescape(value) for name, value in data.items()}
     return data
@@ -103,10 +109,11 @@ def text_value(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def logon_type_number(text: str) -> Optional[int]:
-    """LogonType as a number (the rule compares numbers); None when it is not one."""
+def small_number(text: str) -> Optional[int]:
+    """A LogonType, EventID, facility or priority as a number; None when it is not one (only
+    ASCII digits, and few: ``"²"`` and 5,000-digit numbers are not numbers here)."""
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdigit() and text.isascii() and len(text) < 10 else None
 
 
 def logon_failure_event(table: str, kind: str, when: float, computer: str, data: Mapping[str, str]) -> Event:
@@ -117,7 +124,7 @@ def logon_failure_event(table: str, kind: str, when: float, computer: str, data:
     """
     get = data.get
     return logon_failure(
-        table, when, kind, get("IpAddress", ""), computer, logon_type_number(get("LogonType", "")),
+        table, when, kind, get("IpAddress", ""), computer, small_number(get("LogonType", "")),
         get("TargetUserName", ""), get("TargetDomainName", ""), get("SubjectUserName", ""),
         get("WorkstationName", ""), get("ProcessName", ""), get("LogonProcessName", ""),
         get("AuthenticationPackageName", ""), get("Status", ""), get("SubStatus", ""),

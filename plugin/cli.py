@@ -246,8 +246,8 @@ class Runner:
 
     def figures(self) -> dict:
         state = self.state
-        figures = self.pipeline.figures(None if state is None or state.saved_at is None else time.time() - state.saved_at,
-                                        self.reader.skipped)
+        figures = self.pipeline.figures(self.reader.recognised,
+                                        None if state is None or state.saved_at is None else time.time() - state.saved_at)
         if state is not None:
             figures["snapshot"] = {"bytes": state.last_size, "write_seconds": round(state.last_save_seconds, 3),
                                    "failures": state.failures}

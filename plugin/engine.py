@@ -9,13 +9,12 @@ expire everyone's state). State older than the window behind that clock is dropp
 import time as _time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from sortedcontainers import SortedKeyList
-
 from parsers.event import FAILURE_TABLES, Event
 
 from .alerts import build_alert
 from .counter import Evidence, FailureCounter
 from .profiles import AMBIGUOUS, Failure
+from .retention import RetainedSignins
 
 # Window edges are resolved to 1/1440 of the window (a minute for the default day): fine
 # enough to be exact in practice, coarse enough that a day holds at most 1440 buckets.
@@ -78,8 +77,7 @@ class Engine:
         self._next_expiry = 0.0
         self._future_limit = 0.0  # wall clock + skew, refreshed only when an event passes it
         # successes not (yet) alerts, waiting for failures that may come later
-        self._retained: Dict[str, List[Event]] = {}
-        self._retained_by_time: SortedKeyList = SortedKeyList(key=lambda entry: entry[0])
+        self._retained = RetainedSignins(bucket, settings.max_signins)
         # (ip, upn) -> sign-in times already alerted, for suppression
         self._alerted: Dict[Tuple[str, str], float] = {}
 
@@ -113,7 +111,7 @@ class Engine:
         if self.counters[source].add(ip, when, count, failure.host, failure.user) == count \
                 and self.tracked_total() > self.settings.max_ips:
             self._evict()
-        waiting = self._retained.get(ip)
+        waiting = self._retained.by_ip.get(ip)
         if waiting:
             self._recheck(ip, waiting)
 
@@ -138,7 +136,10 @@ class Engine:
         """Per-source evidence around ``when`` if some source is over the threshold, else None."""
         threshold = self.settings.threshold
         counters = self.counters
-        if all(counter.total(ip) <= threshold for counter in counters.values()):
+        for counter in counters.values():
+            if counter.total(ip) > threshold:
+                break
+        else:
             return None  # the usual case: nothing, or not enough, anywhere
         window = self.settings.window
         found = {}
@@ -166,27 +167,15 @@ class Engine:
 
     def _retain(self, signin: Event, ip: str) -> None:
         """Keep a success that is not an alert yet; the oldest goes first past the cap."""
-        if len(self._retained_by_time) >= self.settings.max_signins:
-            _, old_ip, old = self._retained_by_time.pop(0)
-            self._drop_retained(old_ip, old)
+        if self._retained.add(ip, signin):
             self.counts.signins_evicted += 1
-        self._retained.setdefault(ip, []).append(signin)
-        self._retained_by_time.add((signin.time, ip, signin))
-
-    def _drop_retained(self, ip: str, signin: Event) -> None:
-        waiting = self._retained.get(ip)
-        if waiting is not None:
-            waiting.remove(signin)
-            if not waiting:
-                del self._retained[ip]
 
     def _recheck(self, ip: str, waiting: List[Event]) -> None:
         """A failure arrived for an IP with retained successes: some may be alerts now."""
         for signin in list(waiting):
             evidence = self._evidence(ip, signin.time)
             if evidence is not None:
-                self._drop_retained(ip, signin)
-                self._retained_by_time.remove((signin.time, ip, signin))
+                self._retained.remove(ip, signin)
                 self._alert(signin, ip, evidence, late=True)
 
     def _evict(self) -> None:
@@ -199,7 +188,7 @@ class Engine:
         candidates = []
         for source, counter in self.counters.items():
             candidates.extend((score, source, ip) for score, ip
-                              in counter.least_important(batch, self._retained, self.newest, threshold))
+                              in counter.least_important(batch, self._retained.by_ip, self.newest, threshold))
         candidates.sort(reverse=True)
         for _, source, ip in candidates[:batch]:
             self.counters[source].forget(ip)
@@ -230,10 +219,7 @@ class Engine:
         horizon = self.newest - self.settings.window
         for counter in self.counters.values():
             counter.expire(horizon)
-        retained = self._retained_by_time
-        while retained and retained[0][0] < horizon:
-            _, ip, signin = retained.pop(0)
-            self._drop_retained(ip, signin)
+        self._retained.expire(horizon)
         suppress_horizon = horizon - self.settings.suppress
         if len(self._alerted) > 1024:
             self._alerted = {key: when for key, when in self._alerted.items() if when >= suppress_horizon}
@@ -251,13 +237,13 @@ class Engine:
         return len(security) + len(windows) + len(syslog)
 
     def retained_signins(self) -> int:
-        return len(self._retained_by_time)
+        return len(self._retained)
 
     # -- snapshots -------------------------------------------------------------------------
 
     def retained(self) -> Iterator[Tuple[str, Event]]:
         """(list key, sign-in) of every success waiting for late failures, oldest first."""
-        return ((ip, signin) for _, ip, signin in self._retained_by_time)
+        return iter(self._retained)
 
     def suppression(self) -> Iterator[Tuple[str, str, float]]:
         """(ip, upn, sign-in time) of the alerts that suppress repeats."""
@@ -268,11 +254,9 @@ class Engine:
         """Take over state read from a snapshot (the counters already hold their IPs)."""
         self.newest = newest
         self.counters = counters
-        self._retained = {}
-        self._retained_by_time = SortedKeyList(key=lambda entry: entry[0])
+        self._retained = RetainedSignins(self.bucket_seconds(), self.settings.max_signins)
         for ip, signin in retained:
-            self._retained.setdefault(ip, []).append(signin)
-            self._retained_by_time.add((signin.time, ip, signin))
+            self._retained.add(ip, signin)
         self._alerted = {(ip, upn): when for ip, upn, when in suppression}
         self._next_expiry = 0.0
 

@@ -3,21 +3,20 @@
 import time
 from typing import Dict, Optional
 
-from parsers.event import Event
-
 from .engine import Engine
 from .logs import RateLimitedLog
 
 
 class Pipeline:
-    """Implements the reader's Sink: health counters per kind, rate-limited notices with the
-    input name and line number, and every event passed to the engine."""
+    """Implements the reader's Sink: every event goes straight to the engine (the reader counts
+    them per kind), problems are counted and noticed (rate-limited) with the input name and
+    line number."""
 
     def __init__(self, engine: Engine, notices: RateLimitedLog) -> None:
         self.engine = engine
         self.notices = notices
         self.input_name = "-"
-        self.recognised: Dict[str, int] = {}
+        self.event = engine.process  # the hot path: no hop through this object
         self.ignored_records: Dict[str, int] = {}
         self.malformed_records: Dict[str, int] = {}
         self.unrecognised_lines = 0
@@ -27,19 +26,9 @@ class Pipeline:
         self.records = 0  # msgpack maps
         self.bytes = 0
         self.started = time.time()
-        self._process = engine.process
-
-    def event(self, event: Event) -> None:
-        recognised = self.recognised
-        kind = event.kind
-        if kind in recognised:
-            recognised[kind] += 1
-        else:
-            recognised[kind] = 1
-        self._process(event)
 
     def ignored(self, kind: str, why: str) -> None:
-        self.ignored_records[kind] = self.ignored_records.get(kind, 0) + 1
+        self.ignored_records[kind] = self.ignored_records.get(kind, 0) + 1  # also recognised: see figures
 
     def malformed(self, kind: str, reason: str, line_number: int) -> None:
         self.malformed_records[kind] = self.malformed_records.get(kind, 0) + 1
@@ -57,14 +46,15 @@ class Pipeline:
         self.invalid_text_lines += 1
         self.notices.warning("invalid-utf8", f"{self.input_name}:{line_number}: invalid UTF-8 replaced by U+FFFD")
 
-    def figures(self, snapshot_age: Optional[float] = None, skipped: Optional[Dict[str, int]] = None) -> dict:
-        """The health figures, as one flat-ish record (the stats record and ``--stats``);
-        ``skipped`` are the syslog lines the reader recognised but did not parse, per kind."""
+    def figures(self, recognised_by_reader: Dict[str, int], snapshot_age: Optional[float] = None) -> dict:
+        """The health figures, as one flat-ish record (the stats record and ``--stats``):
+        recognised per kind is what the reader read into events or skipped as of no interest,
+        plus the records recognised and ignored."""
         engine = self.engine
         counts = engine.counts
         now = time.time()
-        recognised = dict(self.recognised)
-        for kind, count in (skipped or {}).items():
+        recognised = dict(recognised_by_reader)
+        for kind, count in self.ignored_records.items():
             recognised[kind] = recognised.get(kind, 0) + count
         return {
             "lines": self.lines,

@@ -13,7 +13,7 @@ from typing import Dict, NamedTuple, Optional, Type, Union
 from parsers.address import canonical_ip
 from parsers.event import FAILURE_TABLES, SIGNIN_TABLES, SYSLOG, Event
 from parsers.reader import Interest
-from parsers.sshd import read_sshd_message
+from parsers.sshd import COUNTED_WORDS, read_sshd_message
 from parsers.windows import LOGON_FAILURE
 
 from .kql import has_any_matcher
@@ -73,7 +73,7 @@ class KqlProfile:
     """The rule exactly: term ``has``, first dotted quad anywhere, string comparison of IPs."""
 
     name = "kql"
-    interest = Interest("from", fold_case=True)  # a line without "from" in any case never counts
+    interest = Interest(("from",), fold_case=True)  # a line without "from" in any case never counts
     _has_from = staticmethod(has_any_matcher(("from",)))
     _has_exclusion = staticmethod(has_any_matcher(("Disconnecting", "Disconnected", "Accepted", "disconnect", "[preauth]")))
     _first_dotted_quad = re.compile(r"(([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.(([0-9]{1,3})))").search
@@ -114,7 +114,7 @@ class HardenedProfile:
     """The rule's sources and threshold, read so that an attacker cannot steer them."""
 
     name = "hardened"
-    interest = Interest("sshd", fold_case=False)  # only sshd's own lines count (the program name)
+    interest = Interest(COUNTED_WORDS, fold_case=False)  # no counted sshd template without one
 
     def failure(self, event: Event) -> Verdict:
         """The failure ``event`` counts as, keyed by canonical address, or why it does not."""
