@@ -13,7 +13,7 @@ A sprayed IP with one failure costs one entry in each dict plus one small Tally.
 """
 
 import heapq
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Tuple
 
 from sortedcontainers import SortedDict
 

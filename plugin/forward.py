@@ -7,7 +7,7 @@ one chunk in flight at a time, and reconnects with capped exponential back-off. 
 repeat an alert; the record's ``AlertId`` lets the receiver recognise repeats.
 
 fluent-logger supplies :class:`fluent.sender.EventTime`; its sender cannot be used for the rest
-(no ack, no IPv6, it reads and discards whatever the server sends): see FORWARD_NOTES.md.
+(no ack, no IPv6, it reads and discards whatever the server sends): see the README, "Forwarding alerts".
 """
 
 import base64

@@ -9,7 +9,7 @@ letter or digit touching its alphanumeric ends.
 
 import re
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable
 
 _ALNUM = "A-Za-z0-9"
 
@@ -44,13 +44,3 @@ def has_any_matcher(needles: tuple, case_sensitive: bool = False) -> Callable[[s
         return any(needle in folded for needle in lowered) and search(text) is not None
 
     return matcher
-
-
-def has(text: str, needle: str) -> bool:
-    """KQL ``has``: ``needle`` is a whole term (or punctuated phrase) of ``text``, any case."""
-    return has_any_matcher((needle,))(text)
-
-
-def has_all(text: str, needles: Iterable[str]) -> bool:
-    """KQL ``has_all``: every needle is a term of ``text``."""
-    return all(has(text, n) for n in needles)

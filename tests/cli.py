@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from typing import Callable, List, Optional, Sequence
 
@@ -74,3 +75,22 @@ def wait_for_health(pid: int, log_path: str, condition: Callable[[dict], bool], 
         if time.monotonic() > deadline:
             raise AssertionError(f"health figures never met the condition; last: {figures}")
         time.sleep(0.02)
+
+
+# ru_maxrss is inherited through fork and exec (Linux keeps the old address space's peak), so
+# the command is started by a small Python that forks it and reports the grandchild's own peak.
+_MEASURE = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "with open(sys.argv[1], 'w') as out:\n"
+    "    out.write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def measured_command(args, rss_path: str) -> list:
+    """The command line that runs fail2entra ``args`` and writes its peak RSS (KB) to ``rss_path``."""
+    return [sys.executable, "-c", _MEASURE, rss_path, COMMAND, *args]

@@ -4,7 +4,6 @@ stdout may carry, and the bundled sample data (the README's Quickstart)."""
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 

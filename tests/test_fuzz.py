@@ -11,7 +11,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 from typing import Callable, Dict, List
 
@@ -20,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli import COMMAND
+from cli import measured_command
 from parsers.reader import LineReader, MsgpackReader
 from parsers.timestamps import Rfc3164Clock
 from samples import READING_TIME
@@ -183,25 +182,6 @@ def fuzz_msgpack(rng: random.Random, count: int) -> bytes:
             packed = b"\x91" * 3000 + b"\xc0"
         out.append(packed)
     return b"".join(out)
-
-
-# ru_maxrss is inherited through fork and exec (Linux keeps the old address space's peak), so
-# the command is started by a small Python that forks it and reports the grandchild's own peak.
-_MEASURE = (
-    "import os, sys\n"
-    "pid = os.fork()\n"
-    "if pid == 0:\n"
-    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
-    "_, status, usage = os.wait4(pid, 0)\n"
-    "with open(sys.argv[1], 'w') as out:\n"
-    "    out.write(str(usage.ru_maxrss))\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
-
-
-def measured_command(args, rss_path: str) -> list:
-    """The command line that runs fail2entra ``args`` and writes its peak RSS (KB) to ``rss_path``."""
-    return [sys.executable, "-c", _MEASURE, rss_path, COMMAND, *args]
 
 
 def run_and_measure(args: List[str], data: bytes):

@@ -9,15 +9,14 @@ peak RSS, from wait4)."""
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple, Union
 
 import msgpack
 import pytest
 
-from cli import COMMAND, alerts_of
+from cli import alerts_of, measured_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "tests", "sample")
@@ -57,25 +56,6 @@ def around(hostile: bytes, position: str = "syslog") -> Tuple[bytes, int]:
 
 
 # -- running the command and measuring it ----------------------------------------------------
-
-# ru_maxrss is inherited through fork and exec (Linux keeps the old address space's peak), so
-# the command is started by a small Python that forks it and reports the grandchild's own peak.
-_MEASURE = (
-    "import os, sys\n"
-    "pid = os.fork()\n"
-    "if pid == 0:\n"
-    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
-    "_, status, usage = os.wait4(pid, 0)\n"
-    "with open(sys.argv[1], 'w') as out:\n"
-    "    out.write(str(usage.ru_maxrss))\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
-
-
-def measured_command(args, rss_path: str) -> list:
-    """The command line that runs fail2entra ``args`` and writes its peak RSS (KB) to ``rss_path``."""
-    return [sys.executable, "-c", _MEASURE, rss_path, COMMAND, *args]
-
 
 class Result(NamedTuple):
     returncode: int
