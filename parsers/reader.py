@@ -273,11 +273,13 @@ class LineReader:
         for event in events:
             self._count(event.kind)
             sink.event(event)
-        for problem in problems:
-            sink.malformed(problem.kind, problem.reason, self.line_number)
-        if not kind:
-            sink.unrecognised(_describe(record), self.line_number)
-        elif not events and not problems:
+        if problems or not kind:  # say which Fluentd tag the record came under, when it has one
+            tag = f" (tag {record.tag})" if isinstance(record.tag, str) else ""
+            for problem in problems:
+                sink.malformed(problem.kind, problem.reason + tag, self.line_number)
+            if not kind:
+                sink.unrecognised(_describe(record) + tag, self.line_number)
+        elif not events:
             sink.ignored(kind, "nothing the rule reads")
 
     def _wrapped_line(self, text: str) -> Optional[List[Event]]:

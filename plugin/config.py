@@ -100,7 +100,7 @@ OPTIONS: Sequence[Option] = (
     Option("facility", _text, "auth", "facility of syslog lines without <PRI>", "NAME"),
     Option("timezone", _text, "local", "zone of RFC 3164 timestamps (local, UTC, +02:00, Europe/Paris)", "ZONE"),
     Option("time_key", _text, "time", "record key holding the event time injected by Fluentd's <inject>", "KEY"),
-    Option("tag_key", _text, "tag", "record key holding the tag injected by Fluentd's <inject>", "KEY"),
+    Option("tag_key", _text, "tag", "record key holding the tag injected by Fluentd's <inject> (named in notices about bad records)", "KEY"),
     Option("output", _choice("json", "msgpack"), "json", "what stdout carries: JSON lines or a msgpack stream"),
     Option("record_tag_key", _text, "", "put each record's tag in this key (for Fluentd's <extract> tag_key)", "KEY"),
     Option("tag", _text, "security.alert.fail2entra", "tag of alert records", "TAG"),

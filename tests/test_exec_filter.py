@@ -554,6 +554,7 @@ def test_diagnostics_go_to_the_log_file_when_stderr_is_discarded(tmp_path):
         assert ips_and_upns(child.alerts()) == expected
     log = (tmp_path / "fail2entra.log").read_text()
     assert "stdin:4: malformed fluentd-syslog record: no event time" in log, log
+    assert "(tag host.linux.auth)" in log, log  # the injected tag names where the record came from
     assert "malformed msgpack record: undecodable bytes" in log, log
 
 
