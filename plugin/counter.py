@@ -21,11 +21,15 @@ MAX_TARGETS = 5  # hosts and usernames kept per IP for the alert's evidence
 
 
 class Tally:
-    """One IP's failures in this source: total, exact first / last time, a few targets."""
+    """One IP's failures in this source: total, exact first / last time, a few targets, and the
+    IP itself (the very string object that keys the buckets, so that a snapshot restores one
+    string per IP, not one per dict)."""
 
-    __slots__ = ("total", "first", "last", "hosts", "users")
+    __slots__ = ("ip", "total", "first", "last", "hosts", "users")
 
-    def __init__(self, total: int, first: float, last: float, hosts: Tuple[str, ...], users: Tuple[str, ...]) -> None:
+    def __init__(self, ip: str, total: int, first: float, last: float, hosts: Tuple[str, ...],
+                 users: Tuple[str, ...]) -> None:
+        self.ip = ip
         self.total = total
         self.first = first
         self.last = last
@@ -81,12 +85,14 @@ class FailureCounter:
         bucket = self._buckets.get(bucket_number)
         if bucket is None:
             bucket = self._buckets[bucket_number] = {}
-        bucket[ip] = bucket.get(ip, 0) + count
         tally = self._tallies.get(ip)
         if tally is None:
+            bucket[ip] = bucket.get(ip, 0) + count
             targets = self._intern((host,)), self._intern((user,))
-            self._tallies[ip] = Tally(count, when, when, *targets)
+            self._tallies[ip] = Tally(ip, count, when, when, *targets)
             return count
+        ip = tally.ip  # one string object per IP, whatever the line it came from
+        bucket[ip] = bucket.get(ip, 0) + count
         tally.total += count
         if when < tally.first:
             tally.first = when
@@ -218,7 +224,7 @@ class FailureCounter:
 
     def restore_tally(self, ip: str, total: int, first: float, last: float, hosts: list, users: list) -> None:
         """Put back one IP's tally from a snapshot (its buckets follow)."""
-        self._tallies[ip] = Tally(total, first, last, self._intern(tuple(hosts)), self._intern(tuple(users)))
+        self._tallies[ip] = Tally(ip, total, first, last, self._intern(tuple(hosts)), self._intern(tuple(users)))
 
     def verify(self) -> None:
         """A cheap consistency check after a restore (``_check`` is the thorough one): the
@@ -229,8 +235,10 @@ class FailureCounter:
             raise ValueError(f"buckets hold {in_buckets} failures, tallies {tallied}")
 
     def restore_bucket(self, number: int, flat: list) -> None:
-        """Put back one bucket from a snapshot: ``flat`` is ``[ip, count, ip, count, ...]``."""
-        self._buckets[number] = dict(zip(flat[::2], flat[1::2]))
+        """Put back one bucket from a snapshot: ``flat`` is ``[ip, count, ip, count, ...]``; its
+        IPs are keyed by their tallies' string objects (restored first), not by fresh copies."""
+        tallies = self._tallies
+        self._buckets[number] = {tallies[ip].ip: count for ip, count in zip(flat[::2], flat[1::2])}
 
     def _check(self) -> None:
         """Assert the invariants that tie the buckets to the tallies (tests call this)."""
@@ -244,7 +252,11 @@ class FailureCounter:
                 totals[ip] = totals.get(ip, 0) + hits
                 spans.setdefault(ip, []).append(number)
         assert totals.keys() == self._tallies.keys(), "IPs in buckets and in tallies differ"
+        for number, bucket in self._buckets.items():
+            for ip in bucket:
+                assert self._tallies[ip].ip is ip, f"{ip}: bucket {number} keys it by another string object"
         for ip, tally in self._tallies.items():
+            assert tally.ip is ip, f"{ip}: the tally holds another string object than its key"
             assert tally.total == totals[ip], f"{ip}: tally {tally.total} != buckets {totals[ip]}"
             assert tally.first <= tally.last, f"{ip}: first {tally.first} > last {tally.last}"
             assert int(tally.first // width) <= spans[ip][0], f"{ip}: first failure after its first bucket"

@@ -13,6 +13,7 @@ from parsers.event import FAILURE_TABLES, Event
 
 from .alerts import build_alert
 from .counter import Evidence, FailureCounter
+from .exclusions import ExclusionChain
 from .profiles import AMBIGUOUS, Failure
 from .retention import RetainedSignins
 
@@ -68,8 +69,8 @@ class Engine:
         self.counts = EngineCounts()
         self._emit = emit
         self._report = report
-        self._failure_exclusions = tuple(failure_exclusions)
-        self._signin_exclusions = tuple(signin_exclusions)
+        self._failure_exclusions = ExclusionChain(list(failure_exclusions))
+        self._signin_exclusions = ExclusionChain(list(signin_exclusions))
         self._wall_clock = wall_clock
         bucket = max(1.0, settings.window / BUCKETS_PER_WINDOW)
         self.counters: Dict[str, FailureCounter] = {table: FailureCounter(bucket) for table in FAILURE_TABLES}
@@ -98,9 +99,10 @@ class Engine:
             self._check_signin(event, ip)
 
     def _count_failure(self, event: Event, failure: Failure) -> None:
-        for exclusion in self._failure_exclusions:
-            if exclusion.predicate(event, failure.ip, failure.user):
-                exclusion.removed += 1
+        if self._failure_exclusions:
+            excluded = self._failure_exclusions.first_match(event, failure.ip, failure.user)
+            if excluded is not None:
+                excluded.removed += 1
                 return
         when = event.time
         if (when > self.newest or when < self.newest - self.settings.window) and not self._advance_clock(when):
@@ -116,9 +118,10 @@ class Engine:
             self._recheck(ip, waiting)
 
     def _check_signin(self, signin: Event, ip: str) -> None:
-        for exclusion in self._signin_exclusions:
-            if exclusion.predicate(signin, ip, signin.user_principal_name):
-                exclusion.removed += 1
+        if self._signin_exclusions:
+            excluded = self._signin_exclusions.first_match(signin, ip, signin.user_principal_name)
+            if excluded is not None:
+                excluded.removed += 1
                 return
         self.counts.successes += 1
         current = self._advance_clock(signin.time)

@@ -20,6 +20,7 @@ import re
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
+from operator import itemgetter
 from typing import Any, Callable, Optional, get_type_hints
 
 import pyparsing as pp
@@ -90,6 +91,7 @@ class Exclusion:
     applies_to: str  # one of APPLIES_TO
     where: str
     predicate: Predicate = field(repr=False)
+    reads: frozenset = field(default=frozenset(), repr=False)  # the sources its columns read (FIELDS values)
     removed: int = 0
 
 
@@ -131,8 +133,57 @@ def load_exclusions(entries: list[dict]) -> list[Exclusion]:
             predicate = compile_where(where)
         except ExclusionError as error:
             raise ExclusionError(f"{label}: {error}") from None
-        exclusions.append(Exclusion(name, applies_to, where, predicate))
+        exclusions.append(Exclusion(name, applies_to, where, predicate, _sources_read(_WHERE.parse_string(where)[0])))
     return exclusions
+
+
+def _sources_read(node: "_Node") -> frozenset:
+    """The event fields (or the attributed ip / user) a parsed condition reads."""
+    if node.kind == "field":
+        return frozenset((FIELDS[node.value],))
+    found: frozenset = frozenset()
+    for child in node.children:
+        if isinstance(child, _Node):
+            found |= _sources_read(child)
+    return found
+
+
+class ExclusionChain:
+    """The exclusions that apply to one kind of event, checked in order, the first match wins.
+
+    An exclusion reads only a few fields, and logs repeat them (the same attacker, account and
+    host, line after line), so the answer is remembered per combination of the values the
+    chain reads: a dict lookup instead of evaluating every condition. The memory is bounded
+    (cleared past ``MEMO_LIMIT`` entries). Predicates are pure, so this changes no answer.
+    """
+
+    MEMO_LIMIT = 100_000
+
+    def __init__(self, exclusions: "list[Exclusion]") -> None:
+        self.exclusions = tuple(exclusions)
+        sources = frozenset().union(*(exclusion.reads for exclusion in self.exclusions))
+        indexes = [Event._fields.index(source) for source in sorted(sources) if source in Event._fields]
+        self._event_key = (lambda event: ()) if not indexes else \
+            (lambda event, index=indexes[0]: event[index]) if len(indexes) == 1 else itemgetter(*indexes)
+        self._memo: "dict[tuple, Optional[Exclusion]]" = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.exclusions)
+
+    def first_match(self, event: Event, ip: str, user: str) -> Optional[Exclusion]:
+        """The first exclusion whose condition holds for the event, or None."""
+        key = (ip, user, self._event_key(event))
+        memo = self._memo
+        found = memo.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = next((exclusion for exclusion in self.exclusions if exclusion.predicate(event, ip, user)), None)
+            if len(memo) >= self.MEMO_LIMIT:
+                memo.clear()
+            memo[key] = found
+        return found
+
+
+_UNKNOWN = object()
 
 
 def compile_where(text: str) -> Predicate:

@@ -15,7 +15,8 @@ BENCHMARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark.
 def test_benchmark_runs_at_tiny_scale(tmp_path):
     results_path = tmp_path / "results.json"
     # "startup" is left out: two more process start-ups for no code path the others lack.
-    completed = subprocess.run([sys.executable, BENCHMARK, "--tiny", "--only", "auth-log,windows-xml,signin-json,memory",
+    completed = subprocess.run([sys.executable, BENCHMARK, "--tiny", "--only",
+                                "auth-log,windows-xml,signin-json,memory,exec-filter,spray,state,exclusions",
                                 "--json", str(results_path)],
                                capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -36,5 +37,15 @@ def test_benchmark_runs_at_tiny_scale(tmp_path):
     memory = results["memory"]["derived"]
     assert memory["tracked_ips"] == memory["distinct_ips"]
     assert memory["peak_rss_bytes"] > memory["baseline_rss_bytes"]
+    exec_filter = results["exec-filter"]["derived"]
+    assert exec_filter["throughput_records_per_s_wall"] > 0
+    assert exec_filter["latency_alerts_measured"] > 0 and exec_filter["latency_max_ms"] >= exec_filter["latency_p50_ms"] > 0
+    spray = results["spray"]["derived"]
+    assert spray["attacker_alerts"] == spray["attackers"] == spray["alerts_total"] == 50
+    assert spray["ips_evicted"] > 0 and spray["tracked_ips_at_exit"] <= spray["max_ips"]
+    state = results["state"]["derived"]
+    assert state["restored_ips"] == state["tracked_ips"] and state["snapshot_bytes"] > 0
+    exclusions = results["exclusions"]["derived"]
+    assert exclusions["with_over_without_wall_percent"] > 0 and exclusions["failures_counted"] > 0
     for name, outcome in results.items():
         assert outcome["runs"] and not outcome["anomalies"], (name, outcome["anomalies"])
