@@ -20,7 +20,6 @@ import re
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from operator import itemgetter
 from typing import Any, Callable, Optional, get_type_hints
 
 import pyparsing as pp
@@ -91,7 +90,7 @@ class Exclusion:
     applies_to: str  # one of APPLIES_TO
     where: str
     predicate: Predicate = field(repr=False)
-    reads: frozenset = field(default=frozenset(), repr=False)  # the sources its columns read (FIELDS values)
+    ip_gate: Optional[Callable[[str], bool]] = field(default=None, repr=False)  # see ExclusionChain
     removed: int = 0
 
 
@@ -133,7 +132,7 @@ def load_exclusions(entries: list[dict]) -> list[Exclusion]:
             predicate = compile_where(where)
         except ExclusionError as error:
             raise ExclusionError(f"{label}: {error}") from None
-        exclusions.append(Exclusion(name, applies_to, where, predicate, _sources_read(_WHERE.parse_string(where)[0])))
+        exclusions.append(Exclusion(name, applies_to, where, predicate, _ip_gate(_WHERE.parse_string(where)[0])))
     return exclusions
 
 
@@ -149,41 +148,71 @@ def _sources_read(node: "_Node") -> frozenset:
 
 
 class ExclusionChain:
-    """The exclusions that apply to one kind of event, checked in order, the first match wins.
+    """The exclusions that apply to one kind of event, in order; the first that holds wins.
 
-    An exclusion reads only a few fields, and logs repeat them (the same attacker, account and
-    host, line after line), so the answer is remembered per combination of the values the
-    chain reads: a dict lookup instead of evaluating every condition. The memory is bounded
-    (cleared past ``MEMO_LIMIT`` entries). Predicates are pure, so this changes no answer.
+    Most exclusions name addresses (``ipv4_is_in_range(IpAddress, ...) and ...``): such an
+    exclusion cannot hold for an event whose address fails that part. Each exclusion's IP gate
+    (a part of its condition that reads only the address and must hold for the whole to hold,
+    when it has one) is checked once per address and remembered, so for an attacker's address,
+    which passes no gate, an event costs one dict lookup. The gates come from the conditions
+    themselves, so nothing is excluded that the conditions would not exclude. The memory is
+    bounded (``MEMO_LIMIT`` addresses, then it starts again).
     """
 
-    MEMO_LIMIT = 100_000
+    MEMO_LIMIT = 50_000
 
     def __init__(self, exclusions: "list[Exclusion]") -> None:
         self.exclusions = tuple(exclusions)
-        sources = frozenset().union(*(exclusion.reads for exclusion in self.exclusions))
-        indexes = [Event._fields.index(source) for source in sorted(sources) if source in Event._fields]
-        self._event_key = (lambda event: ()) if not indexes else \
-            (lambda event, index=indexes[0]: event[index]) if len(indexes) == 1 else itemgetter(*indexes)
-        self._memo: "dict[tuple, Optional[Exclusion]]" = {}
+        self._gates = tuple(exclusion.ip_gate for exclusion in self.exclusions)
+        self._candidates: "dict[str, tuple]" = {}
 
     def __bool__(self) -> bool:
         return bool(self.exclusions)
 
     def first_match(self, event: Event, ip: str, user: str) -> Optional[Exclusion]:
         """The first exclusion whose condition holds for the event, or None."""
-        key = (ip, user, self._event_key(event))
-        memo = self._memo
-        found = memo.get(key, _UNKNOWN)
-        if found is _UNKNOWN:
-            found = next((exclusion for exclusion in self.exclusions if exclusion.predicate(event, ip, user)), None)
-            if len(memo) >= self.MEMO_LIMIT:
-                memo.clear()
-            memo[key] = found
-        return found
+        candidates = self._candidates.get(ip)
+        if candidates is None:
+            candidates = self._remember(ip)
+        for exclusion in candidates:
+            if exclusion.predicate(event, ip, user):
+                return exclusion
+        return None
+
+    def _remember(self, ip: str) -> tuple:
+        """The exclusions, in order, that the address does not rule out."""
+        if len(self._candidates) >= self.MEMO_LIMIT:
+            self._candidates.clear()
+        candidates = self._candidates[ip] = tuple(
+            exclusion for exclusion, gate in zip(self.exclusions, self._gates) if gate is None or gate(ip)
+        )
+        return candidates
 
 
-_UNKNOWN = object()
+def _ip_gate(node: "_Node") -> Optional[Callable[[str], bool]]:
+    """A condition on the attributed address alone that must hold for ``node`` to hold, or None.
+
+    A boolean part that reads only the address is its own gate; ``a and b`` has the gates of
+    both (any must hold); ``a or b`` has one only when both sides do (one of them must hold);
+    anything else (``not`` of a mixed condition, a comparison of other columns) has none.
+    """
+    if _sources_read(node) == {ATTRIBUTED_IP}:
+        value = _compile(node)
+        if value.type == _BOOL:
+            if value.read is None:
+                constant = value.constant is True
+                return lambda ip: constant
+            read = value.read
+            return lambda ip: read(None, ip, "") is True
+    if node.kind in ("and", "or"):
+        gates = [_ip_gate(child) for child in node.children]
+        if node.kind == "and":
+            gates = [gate for gate in gates if gate is not None]
+            if gates:
+                return lambda ip: all(gate(ip) for gate in gates)
+        elif all(gate is not None for gate in gates):
+            return lambda ip: any(gate(ip) for gate in gates)
+    return None
 
 
 def compile_where(text: str) -> Predicate:
