@@ -57,3 +57,28 @@ def test_the_shipped_config_holds_every_default():
 def test_every_input_shape_is_in_the_readme():
     for kind in KINDS:
         assert f"`{kind}`" in README, kind
+
+
+def conf_command_lines():
+    """The fail2entra command lines the shipped Fluentd and Fluent Bit configs run."""
+    found = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "conf"))):
+        if not name.endswith(".conf"):
+            continue
+        text = open(os.path.join(ROOT, "conf", name), encoding="utf-8").read()
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("#") or "/fail2entra " not in line:
+                continue
+            found.append((name, line.split("/fail2entra ", 1)[1].split("'")[0].split()))
+    return found
+
+
+def test_the_shipped_configs_run_fail2entra_with_valid_options():
+    from plugin.cli import load_config
+    lines = conf_command_lines()
+    assert {name for name, _ in lines} >= {"fluentd.conf", "fluentd-json.conf", "fluent-bit.conf"}
+    for name, args in lines:
+        config, files = load_config(args)
+        assert files == [], (name, files)
+        assert config.input in ("auto", "json", "msgpack"), name
