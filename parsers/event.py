@@ -82,6 +82,12 @@ def signin(table: str, when: float, kind: str, ip: str, user_principal_name: str
                           user_agent, location))
 
 
+def short_reason(error: BaseException) -> str:
+    """An exception as a one-line reason for a notice."""
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 class MalformedRecord(ValueError):
     """A record of a recognised shape that cannot be read; counted and reported with its line."""
 

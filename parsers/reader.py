@@ -13,8 +13,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Protocol, Tuple
 import msgpack
 import msgspec
 
-from .event import Event, MalformedRecord
-from .records import Record, RecordReader
+from .event import Event, MalformedRecord, short_reason
+from .records import INJECTED_TIME_KEY, Record, RecordReader
 from .syslog import RFC3164_KIND, RFC3339_KIND, parse_syslog
 from .windows import XML_KIND, parse_event_xml
 
@@ -82,7 +82,8 @@ class LineReader:
         self.line_number = 0
         self.recognised: Dict[str, int] = {}  # records read per kind, events and lines of no interest alike
         self._interest = interest
-        self._renames = [(key, name) for key, name in ((time_key, "time"), (tag_key, "tag")) if key != name]
+        self._renames = [(key, name) for key, name in ((time_key, INJECTED_TIME_KEY), (tag_key, "tag"))
+                         if key not in (name, "time")]
         self._clock = clock
         self._facility = default_facility
         self._json_only = json_only
@@ -150,9 +151,11 @@ class LineReader:
             self._read_lines_with_bad_text(block.split(b"\n"))
             return
         check_size = len(block) > self._limit
+        limit = self._limit
         read_line = self.read_line
         for line in lines:
-            if check_size and len(line.encode("utf-8")) > self._limit:
+            # a line of n characters holds at most 4n bytes: only a long one is measured
+            if check_size and len(line) * 4 > limit and len(line.encode("utf-8")) > limit:
                 self._end_oversized(len(line.encode("utf-8")))
                 continue
             read_line(line)
@@ -214,15 +217,14 @@ class LineReader:
         if first == "{":
             self._reject_next_xml = False  # another record: a document with a DTD has ended
             self._read_json(line)
+        elif not line.strip():
+            return
+        elif self._json_only:
+            self.sink.malformed("json", "not a JSON object", self.line_number)
         elif first == "<" and (line.startswith(_XML_STARTS) or _PREFIXED_XML_START.match(line)):
             self._start_xml(line)
         elif first in (" ", "\t") and line.lstrip().startswith(_XML_STARTS):
             self._start_xml(line.lstrip())
-        elif not line.strip():
-            return
-        elif self._json_only:
-            self._reject_next_xml = False
-            self.sink.malformed("json", "not a JSON object", self.line_number)
         else:
             self._reject_next_xml = False
             self._read_syslog(line)
@@ -246,7 +248,7 @@ class LineReader:
         try:
             record = self._decode_renamed(text) if self._renames else self._decode_json(text)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as error:
-            self.sink.malformed("json", _short(error), self.line_number)
+            self.sink.malformed("json", short_reason(error), self.line_number)
             return
         self.read_record(record)
 
@@ -282,26 +284,36 @@ class LineReader:
         elif not events:
             sink.ignored(kind, "nothing the rule reads")
 
-    def _wrapped_line(self, text: str) -> Optional[List[Event]]:
-        """A raw line carried in a collector's ``log`` / ``message`` field: its events, or
-        None when it is of no known shape. Malformed content raises MalformedRecord."""
+    def _wrapped_line(self, text: str, events: List[Event], problems: List[MalformedRecord]) -> bool:
+        """A raw line carried in a collector's ``log`` / ``message`` field, read like a line:
+        its events and problems are appended (a wrapped Event Hub body with one broken record
+        still yields the others). False when the text is of no known shape."""
         text = text.strip()
-        if text.startswith(_XML_STARTS) or _PREFIXED_XML_START.match(text):
-            start = _EVENT_START.search(text)
-            if start is None or f"</{start.group(1) or ''}Event>" not in text:
-                raise MalformedRecord(XML_KIND, "wrapped XML event without its </Event>")
-            event = parse_event_xml(text[start.start():])
-            return [] if event is None else [event]
-        if text.startswith("{"):
-            try:
-                kind, events, problems = self._records.read(self._decode_json(text))
-            except (msgspec.DecodeError, RecursionError) as error:
-                raise MalformedRecord("json", _short(error)) from None
-            if problems:
-                raise problems[0]
-            return events if kind else None
-        event = parse_syslog(text, self._facility, self._clock)
-        return None if event is None else [event]
+        try:
+            if text.startswith(_XML_STARTS) or _PREFIXED_XML_START.match(text):
+                start = _EVENT_START.search(text)
+                if start is None or f"</{start.group(1) or ''}Event>" not in text:
+                    raise MalformedRecord(XML_KIND, "wrapped XML event without its </Event>")
+                event = parse_event_xml(text[start.start():])
+                if event is not None:
+                    events.append(event)
+                return True
+            if text.startswith("{"):
+                try:
+                    kind, found, found_problems = self._records.read(self._decode_json(text))
+                except (msgspec.DecodeError, RecursionError) as error:
+                    raise MalformedRecord("json", short_reason(error)) from None
+                events.extend(found)
+                problems.extend(found_problems)
+                return bool(kind)
+            event = parse_syslog(text, self._facility, self._clock)
+        except MalformedRecord as problem:
+            problems.append(problem)
+            return True
+        if event is None:
+            return False
+        events.append(event)
+        return True
 
     # -- Windows XML --------------------------------------------------------------------
 
@@ -382,7 +394,7 @@ class LineReader:
             self.sink.malformed(problem.kind, problem.reason, self.line_number)
             return
         except (ValueError, OverflowError) as error:  # a "number" int() refuses (5000 digits, "²")
-            self.sink.malformed(XML_KIND, _short(error), self.line_number)
+            self.sink.malformed(XML_KIND, short_reason(error), self.line_number)
             return
         if event is None:
             self.sink.ignored(XML_KIND, "not a 4625")
@@ -390,11 +402,6 @@ class LineReader:
             self._count(XML_KIND)
             self.sink.event(event)
 
-
-def _short(error: BaseException) -> str:
-    """An exception as a one-line reason."""
-    text = str(error) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _describe(record: Record) -> str:
@@ -473,7 +480,7 @@ class MsgpackReader:
                 break
             except (ValueError, TypeError, msgpack.UnpackException) as error:  # FormatError, StackError; a list as a key
                 lines.line_number += 1
-                sink.malformed("msgpack", f"undecodable bytes ({_short(error)}); resynchronising", lines.line_number)
+                sink.malformed("msgpack", f"undecodable bytes ({short_reason(error)}); resynchronising", lines.line_number)
                 # every record is a map: start again at the next map header after the bad record's first byte
                 found = _MAP_HEADER.search(held, self._boundary - start + 1)
                 held = held[found.start():] if found else b""
@@ -512,7 +519,7 @@ class MsgpackReader:
             try:
                 record = msgspec.convert(_text_keys(item), Record, str_keys=True)
             except (msgspec.ValidationError, RecursionError) as error:
-                self._lines.sink.malformed("msgpack", _short(error), self._lines.line_number)
+                self._lines.sink.malformed("msgpack", short_reason(error), self._lines.line_number)
                 return
         self._lines.read_record(record)
 

@@ -21,15 +21,16 @@ import msgspec
 
 from .event import (
     NON_INTERACTIVE_SIGNIN_LOGS, SECURITY_EVENT, SIGNIN_LOGS, SYSLOG, TABLES, WINDOWS_EVENT,
-    Event, MalformedRecord, signin, syslog_event,
+    Event, MalformedRecord, short_reason, signin, syslog_event,
 )
 from .syslog import FACILITIES
-from .timestamps import parse_iso8601
+from .timestamps import parse_iso8601, plausible_time
 from .windows import (
     LOGON_FAILURE, logon_failure_event, small_number, named_event_data, text_value,
 )
 
 _UNSET: Any = None
+INJECTED_TIME_KEY = "__fail2entra_injected_time"
 
 
 class SignInProperties(msgspec.Struct):
@@ -127,6 +128,8 @@ class Record(msgspec.Struct):
     pri: Any = _UNSET
     log: Any = _UNSET
     tag: Any = _UNSET  # Fluentd's <inject> tag_key default
+    # where a --time-key other than "time" is moved, so that a record's own "time" stays its own
+    injected_time: Any = msgspec.field(default=_UNSET, name=INJECTED_TIME_KEY)
     # Windows collectors
     ProviderName: Any = _UNSET
     Channel: Any = _UNSET
@@ -153,7 +156,8 @@ class Record(msgspec.Struct):
 
 # Parsing a wrapped raw line is the reader's job (it knows every line format); it registers
 # itself here so that this module does not import the reader.
-RawLineParser = Callable[[str], Optional[List[Event]]]  # None: no known shape
+# (text, events, problems) -> whether the text is of a known shape; events and problems are appended
+RawLineParser = Callable[[str, List[Event], List[MalformedRecord]], bool]
 
 SIGNIN_CATEGORIES = {
     "SignInLogs": SIGNIN_LOGS,
@@ -164,13 +168,18 @@ SIGNIN_CATEGORIES = {
 def _time_of(value: Any, kind: str, what: str) -> float:
     """An event time from an ISO string, or from Fluentd's injected epoch number."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):  # msgpack floats can be NaN or infinite
-            raise MalformedRecord(kind, f"{what} {value!r} is not a time")
+        if not (isinstance(value, int) or math.isfinite(value)) or not plausible_time(value):
+            raise MalformedRecord(kind, f"{what} {value!r} is not a time between 1970 and 2106")
         return float(value)
     when = parse_iso8601(text_value(value).strip()) if value is not None else None
     if when is None:
         raise MalformedRecord(kind, f"{what} {value!r} is not a time")
     return when
+
+
+def _injected_time(record: Record) -> Any:
+    """The time Fluentd's <inject> added, for shapes that have no time of their own."""
+    return record.injected_time if record.injected_time is not None else record.time
 
 
 def _result_code(value: Any) -> str:
@@ -275,10 +284,10 @@ def _journald(record: Record) -> Event:
         except (TypeError, ValueError) as error:
             raise MalformedRecord(kind, f"MESSAGE array is not bytes: {error}") from None
     micros = text_value(record.realtime)
-    if micros.isdigit() and micros.isascii() and len(micros) < 20:
+    if micros.isdigit() and micros.isascii() and len(micros) < 20 and plausible_time(int(micros) / 1_000_000):
         when = int(micros) / 1_000_000
-    elif record.time is not None:
-        when = _time_of(record.time, kind, "time")
+    elif _injected_time(record) is not None:
+        when = _time_of(_injected_time(record), kind, "time")
     else:
         raise MalformedRecord(kind, "no __REALTIME_TIMESTAMP")
     facility_number = text_value(record.SYSLOG_FACILITY)
@@ -293,7 +302,8 @@ def _fluentd_syslog(record: Record, default_facility: str) -> Event:
     """Fluentd ``in_tail`` + ``@type syslog``: the parser moved the timestamp into the event
     time, so the time comes from the key ``<inject>`` added (``time`` by default)."""
     kind = "fluentd-syslog"
-    if record.time is None:
+    injected = _injected_time(record)
+    if injected is None:
         raise MalformedRecord(kind, "no event time: add <inject> time_key to the exec_filter")
     if not isinstance(record.message, (str, bytes)):
         raise MalformedRecord(kind, "no message")
@@ -301,7 +311,7 @@ def _fluentd_syslog(record: Record, default_facility: str) -> Event:
     number = small_number(pri)
     facility = FACILITIES[number >> 3] if number is not None and number < 192 else default_facility
     program = text_value(record.ident)
-    return syslog_event(_time_of(record.time, kind, "time"), kind, text_value(record.host), program,
+    return syslog_event(_time_of(injected, kind, "time"), kind, text_value(record.host), program,
                         text_value(record.fluentd_pid), facility, text_value(record.message), program)
 
 
@@ -325,7 +335,7 @@ def _windows_collector_kind(record: Record) -> str:
     return "fluentbit-winevtlog" if record.StringInserts is not None else "fluentd-windows-eventlog2"
 
 
-def _windows_collector(record: Record) -> Event:
+def _windows_collector(record: Record) -> Optional[Event]:
     """Fluentd ``in_windows_eventlog2`` (all strings, EventData positional or parsed from the
     description) and Fluent Bit ``winevtlog`` (StringInserts typed)."""
     kind = _windows_collector_kind(record)
@@ -409,21 +419,21 @@ class RecordReader:
         if record.records is not None or (isinstance(record.value, list) and record.Type is None):
             return self._read_list(record, events, problems)
         kind, reader = self._shape(record)
+        if kind == "wrapped":  # a whole raw line inside: read like any line, problems and all
+            wrapped = record.log if record.log is not None else record.message
+            return kind if self._raw_line(text_value(wrapped), events, problems) else ""
         if reader is not None:
             try:
                 found = reader(record)
             except MalformedRecord as problem:
                 problems.append(problem)
             except (ValueError, OverflowError, TypeError) as error:  # a "number" int() refuses, a list as a key
-                text = str(error)
-                problems.append(MalformedRecord(kind, text if len(text) <= 200 else text[:197] + "..."))
+                problems.append(MalformedRecord(kind, short_reason(error)))
             else:
                 if isinstance(found, Event):
                     events.append(found)
                 elif found:
                     events.extend(found)
-                elif found is None and kind == "wrapped":
-                    return ""  # the wrapped text is of no known shape
         return kind
 
     def _read_list(self, wrapper: Record, events: List[Event], problems: List[MalformedRecord]) -> str:
@@ -456,9 +466,7 @@ class RecordReader:
         if record.ident is not None:
             return "fluentd-syslog", self._fluentd_syslog
         wrapped = record.log if record.log is not None else record.message
-        if isinstance(wrapped, (str, bytes)):
-            return "wrapped", lambda found: self._raw_line(text_value(wrapped))
-        return "", None
+        return ("wrapped", None) if isinstance(wrapped, (str, bytes)) else ("", None)
 
     def _fluentd_syslog(self, record: Record) -> Event:
         return _fluentd_syslog(record, self._default_facility)

@@ -16,6 +16,14 @@ except ImportError:  # pragma: no cover - Python 3.8 is not supported; kept for 
     ZoneInfo = None  # type: ignore[assignment]
 
 _CACHE_LIMIT = 100_000
+# Event times outside 1970 .. 2106 (what an unsigned 32-bit EventTime holds) are not believed:
+# an alert could not carry them, and Fluent's forward protocol could not send them.
+LATEST_TIME = float(2 ** 32)
+
+
+def plausible_time(seconds: float) -> bool:
+    """True for an event time fail2entra can carry: from 1970 to 2106."""
+    return 0.0 <= seconds < LATEST_TIME
 
 # 2026-11-28T05:01:36.9278361Z, 2026-11-28 05:01:36+01:00, 2026-11-28T05:01:36.123+0000:
 # the first 16 characters (to the minute) are converted once and cached; seconds, fraction and
@@ -70,7 +78,8 @@ def _whole_minute(head: str) -> Optional[float]:
         moment = datetime(*map(int, match.groups()))
     except ValueError:
         return None
-    return float(calendar.timegm(moment.timetuple()))
+    seconds = float(calendar.timegm(moment.timetuple()))
+    return seconds if plausible_time(seconds) else None
 
 
 def _zone_offset(zone: str) -> int:
@@ -88,13 +97,12 @@ def format_iso8601(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def resolve_zone(name: Optional[str]) -> tzinfo:
-    """A zone from a setting: ``None``/``local`` (this machine's), ``UTC``, ``+02:00`` or an IANA name.
-
-    Raises ValueError with a readable message for an unknown name.
-    """
-    if name is None or name == "local":
-        return datetime.now().astimezone().tzinfo or timezone.utc
+def resolve_zone(name: str) -> Optional[tzinfo]:
+    """A zone from a setting: ``local`` (None: this machine's rules, summer time included),
+    ``UTC``, ``+02:00`` or an IANA name. Raises ValueError with a readable message for an
+    unknown name."""
+    if name == "local":
+        return None
     if name in ("UTC", "utc", "Z"):
         return timezone.utc
     if re.fullmatch(r"[+-]\d\d:?\d\d", name):
@@ -112,7 +120,7 @@ _MONTHS = {m: i for i, m in enumerate(
 class Rfc3164Clock:
     """Reads ``Nov 28 05:01:02`` timestamps, which carry neither a year nor a zone.
 
-    The zone is a setting (default: this machine's); the year is the one that puts the
+    The zone is a setting (None: this machine's local rules); the year is the one that puts the
     timestamp nearest to, and not more than a day after, the time of reading (so a December
     line read on 1 January belongs to the year before). ``now`` is injectable for tests.
     Each distinct timestamp is converted once (a log writes many lines per second); the
@@ -120,7 +128,7 @@ class Rfc3164Clock:
     reads a line with the year it inferred long ago.
     """
 
-    def __init__(self, zone: tzinfo, now: Callable[[], float] = _time.time) -> None:
+    def __init__(self, zone: Optional[tzinfo], now: Callable[[], float] = _time.time) -> None:
         self._zone = zone
         self._now = now
         self._seconds: Dict[str, float] = {}

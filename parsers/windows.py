@@ -81,7 +81,9 @@ def parse_event_xml(text: str) -> Optional[Event]:
     when = parse_iso8601(stamp.group(2)) if stamp else None
     if when is None:
         raise MalformedRecord(XML_KIND, "no readable TimeCreated SystemTime")
-    table = WINDOWS_EVENT if "RenderingInfo" in text else SECURITY_EVENT
+    # the element, not the word: a '<' in a value is always escaped, a client-chosen
+    # WorkstationName "RenderingInfo" is not (it would move the event to the other list)
+    table = WINDOWS_EVENT if "<RenderingInfo" in text else SECURITY_EVENT
     computer = _COMPUTER.match(text, text.find("Computer>"))
     computer_name = _unescape(computer.group(1)) if computer else ""
     start = text.find("<Data ")
@@ -110,10 +112,13 @@ def text_value(value: Any) -> str:
 
 
 def small_number(text: str) -> Optional[int]:
-    """A LogonType, EventID, facility or priority as a number; None when it is not one (only
-    ASCII digits, and few: ``"²"`` and 5,000-digit numbers are not numbers here)."""
-    text = text.strip()
-    return int(text) if text.isdigit() and text.isascii() and len(text) < 10 else None
+    """A LogonType, EventID, facility or priority written as a number; None when it is not one:
+    only ASCII digits, few, no leading zero or space (KQL compares ``tostring(LogonType)`` with
+    "3", "7", "10": ``"03"`` and ``" 3"`` are not among them; ``"²"`` and 5,000-digit numbers
+    are not numbers here)."""
+    if text.isdigit() and text.isascii() and len(text) < 10 and (text[0] != "0" or text == "0"):
+        return int(text)
+    return None
 
 
 def logon_failure_event(table: str, kind: str, when: float, computer: str, data: Mapping[str, str]) -> Event:

@@ -21,7 +21,7 @@ from .engine import Engine, Settings
 from .exclusions import ExclusionError, load_exclusions
 from .explain import ExplainingLineReader, Explainer
 from .logs import LOG, RateLimitedLog, configure_logging
-from .forward import SpoolInUseError
+from .files import FileInUseError
 from .outputs import ForwardAlerts, OutputClosed, StdoutOutput
 from .pipeline import Pipeline
 from .profiles import PROFILES
@@ -30,6 +30,7 @@ from .state import StateFile
 PROG = "fail2entra"
 READ_SIZE = 1024 * 1024
 PROGRESS_PERIOD = 0.5
+DRAIN_SECONDS = 10.0
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -92,7 +93,7 @@ class Runner:
     def __init__(self, config: Config) -> None:
         self.config = config
         try:
-            zone = resolve_zone(None if config.timezone == "local" else config.timezone)
+            zone = resolve_zone(config.timezone)
         except ValueError as error:
             raise ConfigError(f"--timezone: {error}") from None
         self.notices = RateLimitedLog()
@@ -112,10 +113,14 @@ class Runner:
             signin_exclusions=[e for e in self.exclusions if e.applies_to in ("signins", "both")],
         )
         self.pipeline = Pipeline(self.engine, self.notices)
-        self.state = StateFile(config.state) if config.state else None
+        try:
+            self.state = StateFile(config.state) if config.state else None
+        except FileInUseError as error:
+            raise ConfigError(f"--state: {error}") from None
         if self.state is not None:
             self.state.load(self.engine)
         self._next_snapshot = time.monotonic() + config.snapshot_interval
+        self._saved_changes = self.engine.changes
         reader_type, sink = LineReader, self.pipeline
         if config.explain:
             sink = self.output = Explainer(self.pipeline, sys.stdout, lambda: self.reader.line_number)
@@ -138,7 +143,7 @@ class Runner:
             try:
                 return ForwardAlerts(config.forward, config.tag, config.stats_tag, config.spool or None,
                                      config.spool_max_bytes)
-            except (ValueError, SpoolInUseError) as error:
+            except (ValueError, FileInUseError) as error:
                 raise ConfigError(f"--forward / --spool: {error}") from None
         return StdoutOutput(sys.stdout.buffer, config.output, config.tag, config.stats_tag, config.record_tag_key)
 
@@ -204,11 +209,14 @@ class Runner:
             self._drain_after_signal(fd, feed)
 
     def _drain_after_signal(self, fd: int, feed) -> None:
-        """SIGTERM arrives right after Fluentd closed our stdin: read what is in the pipe."""
+        """SIGTERM arrives right after Fluentd closed our stdin: read what is in the pipe, for
+        at most DRAIN_SECONDS (a producer that keeps writing must not delay the exit until
+        Fluentd's SIGKILL, 60 s later, costs the final snapshot)."""
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        deadline = time.monotonic() + DRAIN_SECONDS
         try:
-            while True:
+            while time.monotonic() < deadline:
                 data = os.read(fd, READ_SIZE)
                 if not data:
                     return
@@ -239,9 +247,12 @@ class Runner:
             self._progress.update()
 
     def _snapshot(self) -> None:
-        """Save the state; the next save waits at least five times as long as this one took,
-        so that even a million-IP snapshot costs the pipeline at most a sixth of its time."""
-        self.state.save(self.engine)
+        """Save the state if it changed since the last save (an idle collector does not wear
+        its disk); the next save waits at least five times as long as this one took, so that
+        even a million-IP snapshot costs the pipeline at most a sixth of its time."""
+        if self.engine.changes != self._saved_changes:
+            self._saved_changes = self.engine.changes
+            self.state.save(self.engine)
         self._next_snapshot = time.monotonic() + max(self.config.snapshot_interval, 5 * self.state.last_save_seconds)
 
     def figures(self) -> dict:
@@ -294,7 +305,7 @@ class Runner:
             self._output_closed = True
         if self._output_closed:
             _silence_stdout()
-        if self.state is not None:
+        if self.state is not None and self.engine.changes != self._saved_changes:
             self.state.save(self.engine)
         self.notices.flush()
         if self.config.stats:

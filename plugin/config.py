@@ -46,6 +46,13 @@ def _count(text: Any) -> int:
     return value
 
 
+def _positive_count(text: Any) -> int:
+    value = _count(text)
+    if value == 0:
+        raise ConfigError(f"{text!r} must be 1 or more")
+    return value
+
+
 def _positive_duration(text: Any) -> float:
     value = parse_duration(text)
     if value <= 0:
@@ -107,16 +114,16 @@ OPTIONS: Sequence[Option] = (
     Option("stats_tag", _text, "security.stats.fail2entra", "tag of health records", "TAG"),
     Option("forward", _text, "", "send alerts to a Fluentd / Fluent Bit forward input (HOST:PORT or unix:///path)", "ADDRESS"),
     Option("spool", _text, "", "file keeping alerts until the forward receiver acknowledges them", "PATH"),
-    Option("spool_max_bytes", _count, 64 * 1024 * 1024, "size bound of the spool", "BYTES"),
+    Option("spool_max_bytes", _positive_count, 64 * 1024 * 1024, "size bound of the spool", "BYTES"),
     Option("log_file", _text, "", "diagnostics to this file, or 'syslog' (default: stderr)", "PATH"),
     Option("stats", _flag, False, "print the health figures on stderr at exit"),
     Option("stats_interval", parse_duration, "0", "emit health figures every DURATION (record on the stats tag, or the log); 0 = off", "DURATION"),
     Option("explain", _flag, False, "show, for each input line, how it was read and whether it counts"),
     Option("state", _text, "", "snapshot file: the engine's state survives restarts", "PATH"),
     Option("snapshot_interval", _positive_duration, "10s", "how often the state snapshot is written", "DURATION"),
-    Option("max_ips", _count, 1_000_000, "cap on tracked IPs over all sources; the least important are evicted", "N"),
-    Option("max_signins", _count, 100_000, "cap on successes retained while waiting for late failures", "N"),
-    Option("max_record_bytes", _count, 1024 * 1024, "longer lines or records are skipped and reported", "BYTES"),
+    Option("max_ips", _positive_count, 1_000_000, "cap on tracked IPs over all sources; the least important are evicted", "N"),
+    Option("max_signins", _positive_count, 100_000, "cap on successes retained while waiting for late failures", "N"),
+    Option("max_record_bytes", _positive_count, 1024 * 1024, "longer lines or records are skipped and reported", "BYTES"),
 )
 OPTIONS_BY_NAME: Dict[str, Option] = {option.name: option for option in OPTIONS}
 CONFIG_ONLY_KEYS = ("exclusion",)

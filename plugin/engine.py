@@ -22,6 +22,10 @@ from .retention import RetainedSignins
 BUCKETS_PER_WINDOW = 1440
 
 
+def _signin_time(signin: Event) -> float:
+    return signin.time
+
+
 class Settings:
     """The engine's tunables; the CLI fills them from options and the config file."""
 
@@ -75,12 +79,13 @@ class Engine:
         bucket = max(1.0, settings.window / BUCKETS_PER_WINDOW)
         self.counters: Dict[str, FailureCounter] = {table: FailureCounter(bucket) for table in FAILURE_TABLES}
         self.newest = 0.0  # the engine's clock: newest trusted event time
-        self._next_expiry = 0.0
+        self.next_expiry = 0.0  # when the clock passes it, old state is dropped (once per bucket width)
+        self.changes = 0  # grows with every change of state: a snapshot is written only after one
         self._future_limit = 0.0  # wall clock + skew, refreshed only when an event passes it
         # successes not (yet) alerts, waiting for failures that may come later
         self._retained = RetainedSignins(bucket, settings.max_signins)
-        # (ip, upn) -> sign-in times already alerted, for suppression
-        self._alerted: Dict[Tuple[str, str], float] = {}
+        # (ip, upn) -> the times of the sign-ins already alerted, for suppression
+        self._alerted: Dict[Tuple[str, str], List[float]] = {}
 
     # -- input ---------------------------------------------------------------------------
 
@@ -109,6 +114,7 @@ class Engine:
             self.counts.stale += 1
             return
         source, ip, count = failure.source, failure.ip, failure.count
+        self.changes += 1
         self.counts.failures[source] += count
         if self.counters[source].add(ip, when, count, failure.host, failure.user) == count \
                 and self.tracked_total() > self.settings.max_ips:
@@ -124,11 +130,13 @@ class Engine:
                 excluded.removed += 1
                 return
         self.counts.successes += 1
-        current = self._advance_clock(signin.time)
+        self.changes += 1
+        self._advance_clock(signin.time)
         evidence = self._evidence(ip, signin.time)
         if evidence is not None:
             self._alert(signin, ip, evidence, late=False)
-        elif current:
+        elif signin.time >= self.newest - 2 * self.settings.window:
+            # a failure still accepted (up to a window behind the clock) may yet match it
             self._retain(signin, ip)
         else:
             self.counts.stale += 1
@@ -158,11 +166,13 @@ class Engine:
         period = self.settings.suppress
         if period > 0:
             key = (ip, signin.user_principal_name)
-            previous = self._alerted.get(key)
-            if previous is not None and abs(signin.time - previous) < period:
+            alerted = self._alerted.get(key)
+            if alerted is None:
+                alerted = self._alerted[key] = []
+            elif any(abs(signin.time - when) < period for when in alerted):
                 self.counts.suppressed += 1
                 return
-            self._alerted[key] = signin.time
+            alerted.append(signin.time)
         self.counts.alerts += 1
         if late:
             self.counts.late_alerts += 1
@@ -174,8 +184,10 @@ class Engine:
             self.counts.signins_evicted += 1
 
     def _recheck(self, ip: str, waiting: List[Event]) -> None:
-        """A failure arrived for an IP with retained successes: some may be alerts now."""
-        for signin in list(waiting):
+        """A failure arrived for an IP with retained successes: some may be alerts now. They are
+        tried oldest first, so that suppression picks the same ones whatever their arrival order
+        (and in an engine restored from a snapshot)."""
+        for signin in sorted(waiting, key=_signin_time):
             evidence = self._evidence(ip, signin.time)
             if evidence is not None:
                 self._retained.remove(ip, signin)
@@ -212,21 +224,24 @@ class Engine:
                     self.counts.future += 1
                     return True  # counted, but it does not move the clock
             self.newest = when
-            if when >= self._next_expiry:
+            if when >= self.next_expiry:
                 self._expire()
             return True
         return when >= self.newest - self.settings.window
 
     def _expire(self) -> None:
         """Drop what is older than the window behind the clock; runs once per bucket width."""
+        self.changes += 1
         horizon = self.newest - self.settings.window
         for counter in self.counters.values():
             counter.expire(horizon)
-        self._retained.expire(horizon)
-        suppress_horizon = horizon - self.settings.suppress
+        self._retained.expire(horizon - self.settings.window)  # still matchable a window longer
+        suppress_horizon = horizon - self.settings.window - self.settings.suppress
         if len(self._alerted) > 1024:
-            self._alerted = {key: when for key, when in self._alerted.items() if when >= suppress_horizon}
-        self._next_expiry = self.newest + self.bucket_seconds()
+            self._alerted = {key: kept for key, kept in (
+                (key, [when for when in alerted if when >= suppress_horizon]) for key, alerted in self._alerted.items())
+                if kept}
+        self.next_expiry = self.newest + self.bucket_seconds()
 
     # -- figures -------------------------------------------------------------------------
 
@@ -250,9 +265,9 @@ class Engine:
 
     def suppression(self) -> Iterator[Tuple[str, str, float]]:
         """(ip, upn, sign-in time) of the alerts that suppress repeats."""
-        return ((ip, upn, when) for (ip, upn), when in self._alerted.items())
+        return ((ip, upn, when) for (ip, upn), alerted in self._alerted.items() for when in alerted)
 
-    def restore(self, newest: float, counters: Dict[str, FailureCounter],
+    def restore(self, newest: float, next_expiry: float, counters: Dict[str, FailureCounter],
                 retained: Sequence[Tuple[str, Event]], suppression: Sequence[Tuple[str, str, float]]) -> None:
         """Take over state read from a snapshot (the counters already hold their IPs)."""
         self.newest = newest
@@ -260,8 +275,10 @@ class Engine:
         self._retained = RetainedSignins(self.bucket_seconds(), self.settings.max_signins)
         for ip, signin in retained:
             self._retained.add(ip, signin)
-        self._alerted = {(ip, upn): when for ip, upn, when in suppression}
-        self._next_expiry = 0.0
+        self._alerted = {}
+        for ip, upn, when in suppression:
+            self._alerted.setdefault((ip, upn), []).append(when)
+        self.next_expiry = next_expiry
 
     def bucket_seconds(self) -> float:
         return self.counters[FAILURE_TABLES[0]].bucket_seconds

@@ -3,7 +3,7 @@ fail2ban-regex), for people checking what their own logs will do."""
 
 from typing import Callable, TextIO
 
-from parsers.event import Event
+from parsers.event import SIGNIN_TABLES, Event
 from parsers.reader import LineReader
 
 from .outputs import OutputClosed
@@ -40,7 +40,7 @@ class Explainer:
         verdict = self._profile.failure(event)
         if isinstance(verdict, Failure):
             self._say(f"{what}: FAILURE counted x{verdict.count} for {verdict.ip} on the {verdict.source} list")
-        elif event.table in ("SigninLogs", "AADNonInteractiveUserSignInLogs"):
+        elif event.table in SIGNIN_TABLES:
             ip = self._profile.success_ip(event)
             if ip is None:
                 self._say(f"{what}: sign-in, not a success the rule checks (ResultType {event.result_type!r} or address)")

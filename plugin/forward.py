@@ -19,11 +19,12 @@ import time
 import zlib
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional
+from typing import BinaryIO, Callable, NamedTuple, Optional
 
-import fcntl
 import msgpack
 from fluent.sender import EventTime
+
+from .files import lock_beside, replace_atomically
 
 _DEFAULT_LOG = logging.getLogger("fail2entra.forward")
 
@@ -51,8 +52,6 @@ _FRAME_STARTS = (
 )
 
 
-class SpoolInUseError(RuntimeError):
-    """Another ForwardOutput (this process or another) holds the spool: two writers corrupt it."""
 
 
 @dataclass(frozen=True)
@@ -170,18 +169,6 @@ def _decode_frames(data: bytes) -> tuple[list[list], list[tuple[int, int]]]:
     return frames, unreadable
 
 
-def _lock_spool(path: str) -> int:
-    """Hold an exclusive lock on ``path.lock`` for the life of the spool (the kernel drops it if
-    the process dies). The lock is on a side file because compaction replaces the spool's inode."""
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SpoolInUseError(f"forward spool {path} is in use by another ForwardOutput") from None
-    return fd
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -226,7 +213,7 @@ class AlertSpool:
         self._unsynced = False
         self._write_errors = _Throttle(ERROR_LOG_INTERVAL_SECONDS)
         if path is not None:
-            self._lock_fd = _lock_spool(path)
+            self._lock_fd = lock_beside(path, "forward spool")
             try:
                 self._load(path)
                 self._rewrite(path)
@@ -358,24 +345,12 @@ class AlertSpool:
             os.close(fd)
 
     def _rewrite(self, path: str) -> None:
-        """Replace the spool file by the live alerts: temp file, fsync, rename, fsync directory."""
-        temp_path = path + ".tmp"
-        try:
-            with open(temp_path, "wb", opener=lambda p, flags: os.open(p, flags, 0o600)) as temp:
-                for alert in self._alerts:
-                    temp.write(_alert_frame(alert.seq, alert.payload))
-                temp.flush()
-                os.fsync(temp.fileno())
-            os.replace(temp_path, path)
-        except OSError:
-            if os.path.exists(temp_path):
-                os.unlink(temp_path)  # a partial copy would only waste the disk it ran out of
-            raise
-        directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        """Replace the spool file by the live alerts (atomically, see files.replace_atomically)."""
+        def write_live(temp: BinaryIO) -> None:
+            for alert in self._alerts:
+                temp.write(_alert_frame(alert.seq, alert.payload))
+
+        replace_atomically(path, write_live)
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)

@@ -10,7 +10,7 @@ from typing import Dict, Optional
 LOG = logging.getLogger("fail2entra")
 
 
-def configure_logging(target: Optional[str], verbose: bool = False) -> None:
+def configure_logging(target: Optional[str]) -> None:
     """Send diagnostics to ``target``: None for stderr, ``syslog`` for the local syslog socket,
     anything else is a file path (opened for append)."""
     if target == "syslog":
@@ -24,7 +24,7 @@ def configure_logging(target: Optional[str], verbose: bool = False) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("fail2entra: %(levelname)s: %(message)s"))
     LOG.handlers[:] = [handler]
-    LOG.setLevel(logging.DEBUG if verbose else logging.INFO)
+    LOG.setLevel(logging.INFO)
     LOG.propagate = False
 
 

@@ -22,8 +22,6 @@ class Pipeline:
         self.unrecognised_lines = 0
         self.oversized_records = 0
         self.invalid_text_lines = 0
-        self.lines = 0
-        self.records = 0  # msgpack maps
         self.bytes = 0
         self.started = time.time()
 
@@ -57,8 +55,6 @@ class Pipeline:
         for kind, count in self.ignored_records.items():
             recognised[kind] = recognised.get(kind, 0) + count
         return {
-            "lines": self.lines,
-            "records": self.records,
             "bytes": self.bytes,
             "recognised": dict(sorted(recognised.items())),
             "ignored": dict(sorted(self.ignored_records.items())),

@@ -127,7 +127,7 @@ class HardenedProfile:
             address = canonical_ip(event.ip)
             if address is None:
                 return "IpAddress is not an IP address"
-            return verdict._replace(ip=address)
+            return _new_failure(Failure, (event.table, address, 1, event.computer, event.target_user))
         if not _is_auth(event.facility):
             return NOT_AUTH_FACILITY
         if event.program not in SSHD_PROGRAMS:
@@ -152,4 +152,3 @@ class HardenedProfile:
 
 
 PROFILES: Dict[str, Type] = {"hardened": HardenedProfile, "kql": KqlProfile}
-DEFAULT_PROFILE = "hardened"

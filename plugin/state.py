@@ -5,7 +5,7 @@ forgets nothing of a one-day window.
 The file is a stream of msgpack objects, written and read one object at a time so that a
 million-IP snapshot never exists twice in memory:
 
-    {"format": "fail2entra-state", "version": 1, "profile", "bucket_seconds", "newest", "written"}
+    {"format": "fail2entra-state", "version": 1, "profile", "bucket_seconds", "newest", "next_expiry", "written"}
     ["counter", source, n_tallies, n_buckets]  then n_tallies × [ip, total, first, last, hosts, users]
                                                then n_buckets × [bucket number, [ip, count, ...]]
     ... one "counter" section per failure source ...
@@ -14,7 +14,8 @@ million-IP snapshot never exists twice in memory:
     ["end", objects written before it]
 
 It is written atomically (temporary file, fsync, rename, fsync of the directory), so a kill -9
-at any point leaves the previous snapshot or the new one, never a torn file. A file that cannot
+at any point leaves the previous snapshot or the new one, never a torn file, and one process
+at a time holds it (a lock beside it), so two runs cannot overwrite each other's snapshots. A file that cannot
 be read (truncated, corrupt, another version or profile) is moved aside with a loud warning and
 the run starts empty; it never stops the process.
 """
@@ -29,9 +30,11 @@ from parsers.event import FAILURE_TABLES, Event
 
 from .counter import FailureCounter
 from .engine import Engine
+from .files import lock_beside, replace_atomically
 from .logs import LOG
 
 FORMAT = "fail2entra-state"
+LOCK_WAIT_SECONDS = 10.0  # a respawned child waits this long for the old one to let go
 VERSION = 1
 _READ_SIZE = 1024 * 1024
 
@@ -49,6 +52,11 @@ class StateFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        try:  # one process per state file, for its life (FileInUseError goes to the caller)
+            self._lock: Optional[int] = lock_beside(path, "state snapshot", wait=LOCK_WAIT_SECONDS)
+        except OSError as error:  # the directory cannot be written: saving will fail and say so
+            LOG.error("cannot lock the state snapshot %s: %s", path, error.strerror or error)
+            self._lock = None
         self.saved_at: Optional[float] = None  # wall time of the last good save (or load)
         self.last_save_seconds = 0.0
         self.last_size = 0
@@ -58,21 +66,12 @@ class StateFile:
 
     def save(self, engine: Engine) -> bool:
         started = time.monotonic()
-        temporary = f"{self.path}.tmp"
         try:
-            with open(temporary, "wb") as handle:
-                for chunk in _encoded(engine):
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-                self.last_size = handle.tell()
-            os.replace(temporary, self.path)
-            _fsync_directory(self.path)
+            self.last_size = replace_atomically(self.path, lambda handle: handle.writelines(_encoded(engine)))
         except OSError as error:
             self.failures += 1
             LOG.error("cannot write the state snapshot %s: %s (the previous snapshot stays in place)",
                       self.path, error.strerror or error)
-            _remove_quietly(temporary)
             return False
         self.saved_at = time.time()
         self.last_save_seconds = time.monotonic() - started
@@ -93,7 +92,7 @@ class StateFile:
             return False
         try:
             with handle:
-                newest, counters, retained, suppression = _decode(handle, engine)
+                newest, next_expiry, counters, retained, suppression = _decode(handle, engine)
         except (SnapshotError, ValueError, TypeError, KeyError, IndexError, msgpack.UnpackException) as error:
             aside = f"{self.path}.unusable-{time.strftime('%Y%m%dT%H%M%S')}"
             try:
@@ -104,7 +103,7 @@ class StateFile:
             LOG.warning("STATE SNAPSHOT %s IS UNUSABLE (%s): %s; starting with EMPTY state",
                         self.path, error, where)
             return False
-        engine.restore(newest, counters, retained, suppression)
+        engine.restore(newest, next_expiry, counters, retained, suppression)
         self.saved_at = time.time()
         LOG.info("state restored from %s: %d IPs, %d retained sign-ins", self.path,
                  engine.tracked_total(), engine.retained_signins())
@@ -116,7 +115,8 @@ def _encoded(engine: Engine) -> Iterator[bytes]:
     pack = msgpack.Packer(use_bin_type=True).pack
     written = 0
     yield pack({"format": FORMAT, "version": VERSION, "profile": engine.profile.name,
-                "bucket_seconds": engine.bucket_seconds(), "newest": engine.newest, "written": time.time()})
+                "bucket_seconds": engine.bucket_seconds(), "newest": engine.newest,
+                "next_expiry": engine.next_expiry, "written": time.time()})
     written += 1
     for source, counter in engine.counters.items():
         yield pack(["counter", source, len(counter), counter.bucket_count()])
@@ -139,7 +139,7 @@ def _encoded(engine: Engine) -> Iterator[bytes]:
     yield pack(["end", written])
 
 
-def _decode(handle, engine: Engine) -> Tuple[float, Dict[str, FailureCounter], List[Tuple[str, Event]], List[tuple]]:
+def _decode(handle, engine: Engine) -> Tuple[float, float, Dict[str, FailureCounter], List[Tuple[str, Event]], List[tuple]]:
     """Read a snapshot written by _encoded into fresh structures; SnapshotError if unusable."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 * 1024 * 1024)
     objects = _objects(handle, unpacker)
@@ -174,7 +174,7 @@ def _decode(handle, engine: Engine) -> Tuple[float, Dict[str, FailureCounter], L
         raise SnapshotError(f"bad end marker {end!r} after {count} objects")
     if next(objects, None) is not None:
         raise SnapshotError("data after the end marker")
-    return float(header["newest"]), counters, retained, suppression
+    return float(header["newest"]), float(header.get("next_expiry", 0.0)), counters, retained, suppression
 
 
 def _objects(handle, unpacker: "msgpack.Unpacker") -> Iterator[Any]:
@@ -208,19 +208,3 @@ def _section(objects: Iterator[Any], name: str) -> List[Any]:
     if kind != name:
         raise SnapshotError(f"expected the {name} section, found {kind!r}")
     return [_next(objects) for _ in range(size)]
-
-
-def _fsync_directory(path: str) -> None:
-    """Make the rename itself durable."""
-    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -29,6 +29,8 @@ def test_sample_data_under_the_kql_profile_charges_the_injected_address():
 @pytest.mark.parametrize("args,message", [
     (["--threshold", "many"], "--threshold: 'many' is not a whole number"),
     (["--window", "0"], "--window: '0' must be longer than 0"),
+    (["--max-record-bytes", "0"], "--max-record-bytes: '0' must be 1 or more"),
+    (["--max-signins", "0"], "--max-signins: '0' must be 1 or more"),
     (["--suppress", "an hour"], "--suppress: 'an hour' is not a duration"),
     (["--profile", "strict"], "argument --profile: invalid choice"),
     (["--timezone", "Mars/Olympus"], "--timezone: unknown time zone 'Mars/Olympus'"),

@@ -237,3 +237,26 @@ def test_the_ip_cap_evicts_the_least_important_first():
     assert "10.0.1.243" in engine.counters["Syslog"]  # the newest spray address is kept
     assert "10.0.0.0" not in engine.counters["Syslog"]  # the oldest is gone
     assert [alert["IPAddress"] for alert in alerts] == ["203.0.113.5"]
+
+
+def test_suppression_never_lets_two_alerts_through_within_one_period():
+    """Suppression compares with every alerted sign-in of the (IP, UPN), so a late sign-in
+    between two others cannot open a gap: 100 min, then 30 min, then 150 min (50 min after 100)."""
+    failures = [sshd("203.0.113.5", at=float(i)) for i in range(6)]
+    signins = [signin("203.0.113.5", at=100 * 60.0), signin("203.0.113.5", at=30 * 60.0),
+               signin("203.0.113.5", at=150 * 60.0)]
+    alerts, engine = run(failures + signins, "kql", suppress=3600.0)
+    assert [alert["timestamp"][11:16] for alert in alerts] == ["15:40", "14:30"]
+    assert engine.counts.suppressed == 1
+
+
+def test_a_signin_a_window_behind_the_clock_still_meets_late_failures():
+    """Failures are accepted down to a window behind the newest event, and such a failure can
+    match a sign-in up to a window before it: sign-ins are kept two windows."""
+    hour = 3600.0
+    events = [sshd("198.51.100.1", at=2 * hour),  # the clock moves to 2 h
+              signin("203.0.113.5", at=0.5 * hour)]  # older than the clock minus the window
+    events += [sshd("203.0.113.5", at=1.2 * hour + i) for i in range(6)]  # accepted: within 1 h of 2 h
+    alerts, engine = run(events, "kql", window=hour)
+    assert [(alert["IPAddress"], alert["Late"]) for alert in alerts] == [("203.0.113.5", True)]
+    assert engine.counts.stale == 0

@@ -12,8 +12,9 @@ import time
 import msgpack
 import pytest
 
+from plugin.files import FileInUseError
 from plugin.forward import (
-    COMPACTION_MIN_DEAD_BYTES, AlertSpool, ForwardAddress, ForwardOutput, SpoolInUseError,
+    COMPACTION_MIN_DEAD_BYTES, AlertSpool, ForwardAddress, ForwardOutput,
     parse_address,
 )
 from forward_server import ForwardServer, wait_until
@@ -416,7 +417,7 @@ def test_spool_random_appends_acks_and_restarts_keep_invariants(tmp_path, caplog
 def test_second_output_on_the_same_spool_is_refused(down_server, make_output, tmp_path):
     spool = tmp_path / "spool"
     first = make_output(down_server.address, spool)
-    with pytest.raises(SpoolInUseError):
+    with pytest.raises(FileInUseError):
         make_output(down_server.address, spool)
     first.close(timeout=0)
     make_output(down_server.address, spool)  # free again once closed

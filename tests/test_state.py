@@ -180,3 +180,29 @@ def test_a_spray_under_the_cap_keeps_every_real_attacker(tmp_path):
     assert "tracked IPs passed --max-ips 5000" in stats
     tracked = int(stats.split("tracked ips: SecurityEvent 0, WindowsEvent 0, Syslog ")[1].split()[0])
     assert tracked <= 5000
+
+
+def test_one_process_at_a_time_holds_a_state_file(tmp_path, monkeypatch):
+    """Two runs on one --state would overwrite each other's snapshots: the second waits for the
+    lock (a respawned child waits for the old one to finish), then stops with exit status 2."""
+    from plugin import state as state_module
+    from plugin.files import FileInUseError
+
+    monkeypatch.setattr(state_module, "LOCK_WAIT_SECONDS", 0.2)
+    path = str(tmp_path / "state")
+    first = state_module.StateFile(path)
+    with pytest.raises(FileInUseError):
+        state_module.StateFile(path)
+    os.close(first._lock)
+    os.close(state_module.StateFile(path)._lock)  # released: the next one takes it
+    holder = subprocess.Popen([COMMAND, "--state", path], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for_signal_handler(holder.pid, signal.SIGTERM)
+        started = time.monotonic()
+        second = run_cli(["--state", path], stdin=b"")
+        assert second.returncode == 2 and b"in use by another fail2entra" in second.stderr
+        assert time.monotonic() - started >= 10.0  # the CLI waited LOCK_WAIT_SECONDS for the holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
