@@ -84,7 +84,10 @@ SCALES: Dict[str, Scale] = {
 TARGET_AUTH_RATIO = 30.0  # fail2entra lines/s over fail2ban-regex lines/s
 TARGET_WINDOWS_RATE = 50_000.0  # wevtutil events/s
 TARGET_SIGNIN_RATE = 60_000.0  # sign-in records/s
-TARGET_BYTES_PER_IP = 300.0  # bytes of peak RSS per tracked IP
+TARGET_BYTES_PER_IP = 300.0  # bytes of peak RSS per tracked IP (IPv4, one failure each: the core target)
+# The memory budget the README states for a spray (IPv4 and IPv6, 1-3 failures each, evictions
+# under way): bytes of peak RSS per --max-ips slot above the start-up baseline.
+SPRAY_BUDGET_BYTES_PER_IP = 420.0
 IPV6_EXTRA = 8  # IPv6 addresses added to the memory file
 DEFAULT_MAX_IPS = 1_000_000  # fail2entra's --max-ips default
 TARGET_LATENCY_P99 = 10.0  # ms from writing a sign-in to the pipe to reading its alert, 99th percentile
@@ -1388,7 +1391,7 @@ def measure_spray(context: Context) -> Dict[str, Any]:
     if tracked > cap:
         anomalies.append(f"tracked {tracked:,} IPs at exit, over --max-ips {cap:,}")
     peak, baseline = run["max_rss_bytes"], base_run["max_rss_bytes"]
-    budget = int(TARGET_BYTES_PER_IP * cap) + baseline
+    budget = int(SPRAY_BUDGET_BYTES_PER_IP * cap) + baseline
     run["summary"] = {"alerts": len(alerted), "late_alerts": stats.get("alerts_late"), "ips_evicted": evicted,
                       "tracked_ips": tracked}
     derived = {
@@ -1400,7 +1403,7 @@ def measure_spray(context: Context) -> Dict[str, Any]:
         "wall_s": run["wall_s"], "cpu_s": run["cpu_s"],
     }
     checks = [check("attackers alerted (of 50)", len(found), len(expected), unit="alerts"),
-              check(f"peak RSS, budget {TARGET_BYTES_PER_IP:g} B x --max-ips + baseline", round(peak / 1e6, 1),
+              check(f"peak RSS, budget {SPRAY_BUDGET_BYTES_PER_IP:g} B x --max-ips + baseline", round(peak / 1e6, 1),
                     round(budget / 1e6, 1), at_most=True, unit="MB")]
     notes = [f"{meta['lines']:,} lines: {addresses:,} addresses (one in three IPv6) with 1-3 sshd failures each, over 20 "
              f"hours; {len(expected)} attackers with bursts of 6-12 failures and a sign-in 5-20 % of the spray later "
