@@ -95,3 +95,9 @@ class MalformedRecord(ValueError):
         super().__init__(f"{kind}: {reason}")
         self.kind = kind
         self.reason = reason
+
+    def detached(self) -> "MalformedRecord":
+        """This problem without traceback and context, fit to be kept in a list: its traceback
+        holds the frame that holds the list, a cycle that reference counting never frees."""
+        self.__traceback__ = self.__context__ = None
+        return self

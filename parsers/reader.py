@@ -308,7 +308,7 @@ class LineReader:
                 return bool(kind)
             event = parse_syslog(text, self._facility, self._clock)
         except MalformedRecord as problem:
-            problems.append(problem)
+            problems.append(problem.detached())
             return True
         if event is None:
             return False

@@ -426,7 +426,7 @@ class RecordReader:
             try:
                 found = reader(record)
             except MalformedRecord as problem:
-                problems.append(problem)
+                problems.append(problem.detached())
             except (ValueError, OverflowError, TypeError) as error:  # a "number" int() refuses, a list as a key
                 problems.append(MalformedRecord(kind, short_reason(error)))
             else:

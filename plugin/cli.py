@@ -31,11 +31,11 @@ from .state import StateFile
 PROG = "fail2entra"
 READ_SIZE = 1024 * 1024
 PROGRESS_PERIOD = 0.5
-# The engine's state (events, tallies, buckets) holds no reference cycles, so the cyclic garbage
-# collector only has the odd exception traceback to find. Run by Python every few thousand
-# allocations it walks that whole state again and again: pauses of tens of milliseconds
-# (alert latency) and a tenth of the CPU. It runs once a period instead, and what survives
-# is frozen (gc.freeze: never walked again, still freed by reference counting).
+# Python's cyclic garbage collector now and then walks every object that has lived long: start-up's
+# modules and grammar, and the engine's state, which holds no reference cycles. Those walks were
+# the alert latency's worst pauses (tens of milliseconds). Start-up's objects, then once a
+# period whatever survived, are frozen (gc.freeze: never walked again, still freed by
+# reference counting); the collector keeps finding new cycles as it always did.
 GARBAGE_COLLECTION_PERIOD = 60.0
 DRAIN_SECONDS = 10.0
 
@@ -162,14 +162,13 @@ class Runner:
 
     def run(self, inputs: List[str]) -> int:
         """Read every input, then finish: close outputs, print stats. Returns the exit status."""
-        wakeup_read = self._install_signals()
         gc.collect()
         gc.freeze()  # what start-up built (modules, compiled exclusions, a restored state) stays
-        gc.disable()
+        wakeup_read = self._install_signals()
         self._progress = _Progress(self) if inputs != ["-"] and sys.stderr.isatty() and not self.config.explain else None
         try:
             for name in inputs:
-                if self._stopping:
+                if self._stopping and name != "-":  # stdin still gives what is already in the pipe
                     break
                 self._read_input(name, wakeup_read)
         except OutputClosed:

@@ -6,6 +6,7 @@ their peak memory bounded. ``FUZZ_LINES`` scales the line run (default 100,000; 
 is a fifth of it) for a longer local run; ``FUZZ_SEED`` picks another seed.
 """
 
+import gc
 import glob
 import json
 import os
@@ -235,6 +236,25 @@ def test_fuzzed_msgpack_through_the_cli(output):
     for record in records:
         _check_alert(record)
     assert peak < PEAK_RSS_LIMIT_KB, f"peak RSS {peak} KB"
+
+
+@pytest.mark.parametrize("stream", ["lines", "msgpack"])
+def test_reading_fuzzed_input_leaves_no_reference_cycles(stream):
+    """The CLI freezes what survives the garbage collector: a cycle made per record (say a
+    problem kept with its traceback) would hold its frames, and the blocks they read, until
+    the next collection. Reading must leave nothing for the collector to find."""
+    rng = random.Random(SEED + 11)
+    recorder = _line_reader(1024 * 1024)
+    reader = recorder.reader if stream == "lines" else MsgpackReader(recorder.reader)
+    data = fuzz_text(rng, 5000) if stream == "lines" else fuzz_msgpack(rng, 5000)
+    gc.collect()
+    gc.disable()
+    try:
+        _feed_in_pieces(reader, data, [len(data) // 3, len(data) // 2])
+        assert any("malformed" in found for found in recorder.outcomes.values())
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_fuzz_corpus_holds_what_it_says():
