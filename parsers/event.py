@@ -97,7 +97,7 @@ class MalformedRecord(ValueError):
         self.reason = reason
 
     def detached(self) -> "MalformedRecord":
-        """This problem without traceback and context, fit to be kept in a list: its traceback
-        holds the frame that holds the list, a cycle that reference counting never frees."""
-        self.__traceback__ = self.__context__ = None
+        """This problem without its traceback and chained exceptions, fit to be kept in a list:
+        the traceback holds the frame that holds the list, a cycle reference counting never frees."""
+        self.__traceback__ = self.__context__ = self.__cause__ = None
         return self

@@ -57,8 +57,10 @@ class Winlog(msgspec.Struct):
     event_data: Any = _UNSET
 
 
-class Record(msgspec.Struct):
-    """Every key any recognised shape reads; values are untyped because field types drift."""
+class Record(SignInProperties):
+    """Every key any recognised shape reads; values are untyped because field types drift.
+    A Microsoft Graph signIn has the keys of a sign-in's ``properties``, and an Event Hub
+    record has ``location`` and ``isInteractive`` at its top level too: those are inherited."""
 
     # wrappers
     records: Optional[List["Record"]] = None  # Event Hub / storage delivery
@@ -99,17 +101,6 @@ class Record(msgspec.Struct):
     resultType: Any = _UNSET
     callerIpAddress: Any = _UNSET
     properties: Optional[SignInProperties] = None
-    location: Any = _UNSET
-    # Microsoft Graph signIn
-    id: Any = _UNSET
-    createdDateTime: Any = _UNSET
-    userPrincipalName: Any = _UNSET
-    ipAddress: Any = _UNSET
-    status: Any = _UNSET
-    appDisplayName: Any = _UNSET
-    clientAppUsed: Any = _UNSET
-    userAgent: Any = _UNSET
-    isInteractive: Any = _UNSET
     signInEventTypes: Any = _UNSET
     # journald (journalctl -o json)
     MESSAGE: Any = _UNSET

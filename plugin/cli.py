@@ -37,6 +37,9 @@ PROGRESS_PERIOD = 0.5
 # period whatever survived, are frozen (gc.freeze: never walked again, still freed by
 # reference counting); the collector keeps finding new cycles as it always did.
 GARBAGE_COLLECTION_PERIOD = 60.0
+# A cycle frozen while alive is never collected once it dies; every so often everything is
+# unfrozen and walked once (a pause of about 0.15 s per million tracked IPs, once an hour).
+UNFREEZE_EVERY = 60
 DRAIN_SECONDS = 10.0
 
 
@@ -129,6 +132,7 @@ class Runner:
         self._next_snapshot = time.monotonic() + config.snapshot_interval
         self._saved_changes = self.engine.changes
         self._next_collection = time.monotonic() + GARBAGE_COLLECTION_PERIOD
+        self._collections = 0
         reader_type, sink = LineReader, self.pipeline
         if config.explain:
             sink = self.output = Explainer(self.pipeline, sys.stdout, lambda: self.reader.line_number)
@@ -162,14 +166,14 @@ class Runner:
 
     def run(self, inputs: List[str]) -> int:
         """Read every input, then finish: close outputs, print stats. Returns the exit status."""
+        wakeup_read = self._install_signals()
         gc.collect()
         gc.freeze()  # what start-up built (modules, compiled exclusions, a restored state) stays
-        wakeup_read = self._install_signals()
         self._progress = _Progress(self) if inputs != ["-"] and sys.stderr.isatty() and not self.config.explain else None
         try:
             for name in inputs:
                 if self._stopping and name != "-":  # stdin still gives what is already in the pipe
-                    break
+                    continue
                 self._read_input(name, wakeup_read)
         except OutputClosed:
             self._output_closed = True
@@ -252,6 +256,9 @@ class Runner:
             self._snapshot()
         if now >= self._next_collection:
             self._next_collection = now + GARBAGE_COLLECTION_PERIOD
+            self._collections += 1
+            if self._collections % UNFREEZE_EVERY == 0:
+                gc.unfreeze()
             gc.collect()
             gc.freeze()
         if self._health_requested:

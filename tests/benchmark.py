@@ -1083,6 +1083,31 @@ def measure_startup(context: Context) -> Dict[str, Any]:
     return result(runs, notes=notes, anomalies=sanity(runs[0], expect_lines=0))
 
 
+_SYSLOG_HEADER = re.compile(r"(\w{3} [ \d]\d \d\d:\d\d:\d\d) (\S+) ([\w.-]+)(?:\[(\d+)\])?: (.*)")
+
+
+def python_floor_rate(path: str) -> float:
+    """Lines/s of the least any Python syslog reader does: decode the file, split it into lines,
+    match one anchored header regex per line (CPU time). Timed in a forked child of this
+    script, which must not grow (see _in_child_process)."""
+
+    def measure(result_path: str) -> None:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        started = time.process_time()
+        lines = data.decode("utf-8").split("\n")
+        match = _SYSLOG_HEADER.match
+        for line in lines:
+            match(line)
+        rate = len(lines) / (time.process_time() - started)
+        with open(result_path, "w") as result:
+            result.write(repr(rate))
+
+    with tempfile.NamedTemporaryFile("r") as result:
+        _in_child_process(measure, result.name)
+        return float(result.read())
+
+
 @measurement("auth-log", "mixed auth.log (RFC 3164): fail2entra hardened and kql against fail2ban-regex sshd")
 def measure_auth_log(context: Context) -> Dict[str, Any]:
     lines = context.scale.auth_lines
@@ -1117,6 +1142,10 @@ def measure_auth_log(context: Context) -> Dict[str, Any]:
             name = run["label"].split()[-1]
             derived[f"{name}_over_fail2ban_wall"] = ratio(run["rate_wall"], fail2ban_run["rate_wall"])
             derived[f"{name}_over_fail2ban_cpu"] = ratio(run["rate_cpu"], fail2ban_run["rate_cpu"])
+        derived["python_floor_lines_per_s"] = round(python_floor_rate(path))
+        derived["python_floor_over_fail2ban_cpu"] = ratio(derived["python_floor_lines_per_s"], fail2ban_run["rate_cpu"])
+        notes.append("python floor: decode + split + one syslog header regex per line, timed in a Python process "
+                     "(the least a Python reader does; not a fail2entra run)")
     else:
         notes.append("fail2ban-regex not installed: no comparison")
     for run in runs[:2]:

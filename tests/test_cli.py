@@ -159,3 +159,23 @@ def test_a_signal_finishes_what_was_read_and_exits_0(signum):
     stdout, stderr = process.stdout.read(), process.stderr.read()
     assert process.wait(timeout=30) == 0, stderr
     assert len(alerts_of(stdout)) == 2
+
+
+def test_a_signal_while_a_file_is_read_still_drains_stdin(tmp_path):
+    """``fail2entra FIFO FILE -``: a SIGTERM while the FIFO is read skips FILE (the Windows
+    sample, whose failures would make a third alert) but still reads what was already written
+    to stdin. The first input is a FIFO, so that the signal lands while it is read."""
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    process = subprocess.Popen([COMMAND, fifo, SAMPLE[1], "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    wait_for_signal_handler(process.pid, signal.SIGTERM)
+    process.stdin.write(open(SAMPLE[0], "rb").read() + open(SAMPLE[2], "rb").read())
+    process.stdin.close()
+    with open(fifo, "wb") as writer:  # opens once the command opened the FIFO to read it
+        writer.write(b"Nov 28 05:01:02 web1 sshd[1]: Connection closed by 192.0.2.1 port 2 [preauth]\n")
+        writer.flush()
+        process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    assert process.wait(timeout=30) == 0, stderr
+    assert len(alerts_of(stdout)) == 2
