@@ -39,3 +39,8 @@ def _canonical_other(text: str) -> Optional[str]:
     if address.version == 6 and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def is_loopback(canonical: str) -> bool:
+    """True for 127.0.0.0/8 and ::1, given an address already in canonical form."""
+    return canonical.startswith("127.") or canonical == "::1"

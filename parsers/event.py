@@ -11,6 +11,7 @@ NON_INTERACTIVE_SIGNIN_LOGS = "AADNonInteractiveUserSignInLogs"
 FAILURE_TABLES = (SECURITY_EVENT, WINDOWS_EVENT, SYSLOG)
 SIGNIN_TABLES = (SIGNIN_LOGS, NON_INTERACTIVE_SIGNIN_LOGS)
 TABLES = FAILURE_TABLES + SIGNIN_TABLES
+LOGON_FAILURE = 4625  # the Windows event ID of a failed logon
 
 
 class Event(NamedTuple):
@@ -69,7 +70,7 @@ def logon_failure(table: str, when: float, kind: str, ip: str, computer: str, lo
                   target_user: str, target_domain: str, subject_user: str, workstation: str,
                   process_name: str, logon_process: str, auth_package: str, status: str, sub_status: str) -> Event:
     """A Windows 4625 event (built like syslog_event, for the same reason)."""
-    return _build(Event, (table, when, kind, ip, computer, 4625, logon_type, target_user, target_domain,
+    return _build(Event, (table, when, kind, ip, computer, LOGON_FAILURE, logon_type, target_user, target_domain,
                           subject_user, workstation, process_name, logon_process, auth_package, status,
                           sub_status, "", "", "", "", "", "", "", "", "", "", ""))
 

@@ -82,8 +82,8 @@ class LineReader:
         self.line_number = 0
         self.recognised: Dict[str, int] = {}  # records read per kind, events and lines of no interest alike
         self._interest = interest
-        self._renames = [(key, name) for key, name in ((time_key, INJECTED_TIME_KEY), (tag_key, "tag"))
-                         if key not in (name, "time")]
+        self._renames = [(key, key.encode("utf-8"), name)  # msgpack may carry the key as bin
+                         for key, name in ((time_key, INJECTED_TIME_KEY), (tag_key, "tag")) if key not in (name, "time")]
         self._clock = clock
         self._facility = default_facility
         self._json_only = json_only
@@ -155,9 +155,11 @@ class LineReader:
         read_line = self.read_line
         for line in lines:
             # a line of n characters holds at most 4n bytes: only a long one is measured
-            if check_size and len(line) * 4 > limit and len(line.encode("utf-8")) > limit:
-                self._end_oversized(len(line.encode("utf-8")))
-                continue
+            if check_size and len(line) * 4 > limit:
+                size = len(line.encode("utf-8"))
+                if size > limit:
+                    self._end_oversized(size)
+                    continue
             read_line(line)
 
     def _read_lines_with_bad_text(self, raw_lines: List[bytes]) -> None:
@@ -247,7 +249,7 @@ class LineReader:
     def _read_json(self, text: str) -> None:
         try:
             record = self._decode_renamed(text) if self._renames else self._decode_json(text)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as error:
+        except (msgspec.DecodeError, RecursionError) as error:  # ValidationError is a DecodeError
             self.sink.malformed("json", short_reason(error), self.line_number)
             return
         self.read_record(record)
@@ -262,8 +264,8 @@ class LineReader:
     def rename_injected(self, item: dict) -> None:
         """Move the keys Fluentd's ``<inject>`` added (``--time-key``, ``--tag-key``) to the
         names the record shapes read, whether the key came as text or as msgpack bin."""
-        for key, name in self._renames:
-            for spelling in (key, key.encode("utf-8")):
+        for key, raw_key, name in self._renames:
+            for spelling in (key, raw_key):
                 if spelling in item:
                     item[name] = item.pop(spelling)
                     break

@@ -26,7 +26,7 @@ from .event import (
 from .syslog import FACILITIES
 from .timestamps import parse_iso8601, plausible_time
 from .windows import (
-    LOGON_FAILURE, logon_failure_event, small_number, named_event_data, text_value,
+    LOGON_FAILURE, LOGON_FAILURE_FIELDS, logon_failure_event, small_number, named_event_data, text_value,
 )
 
 _UNSET: Any = None
@@ -204,16 +204,12 @@ def _sentinel_row(row: Record) -> Optional[Event]:
     kind = "sentinel-row"
     table = row.Type
     when = _time_of(row.TimeGenerated, kind, "TimeGenerated")
+    if table in (SECURITY_EVENT, WINDOWS_EVENT) and small_number(text_value(row.EventID)) != LOGON_FAILURE:
+        return None
     if table == SECURITY_EVENT:
-        event_id = small_number(text_value(row.EventID))
-        if event_id != LOGON_FAILURE:
-            return None
-        data = {name: text_value(getattr(row, name)) for name in _SECURITY_EVENT_COLUMNS}
+        data = {name: text_value(getattr(row, name)) for name in LOGON_FAILURE_FIELDS}
         return logon_failure_event(table, kind, when, text_value(row.Computer), data)
     if table == WINDOWS_EVENT:
-        event_id = small_number(text_value(row.EventID))
-        if event_id != LOGON_FAILURE:
-            return None
         if not isinstance(row.EventData, dict):
             raise MalformedRecord(kind, "WindowsEvent 4625 row without an EventData object")
         data = {name: text_value(value) for name, value in row.EventData.items()}
@@ -226,13 +222,6 @@ def _sentinel_row(row: Record) -> Optional[Event]:
         table, kind, when, row.IPAddress, row.UserPrincipalName, _result_code(row.ResultType), row.Id,
         row.AppDisplayName, row.ClientAppUsed, row.UserAgent, row.Location,
     )
-
-
-_SECURITY_EVENT_COLUMNS = (
-    "IpAddress", "LogonType", "TargetUserName", "TargetDomainName", "SubjectUserName",
-    "WorkstationName", "ProcessName", "LogonProcessName", "AuthenticationPackageName", "Status",
-    "SubStatus",
-)
 
 
 def _eventhub_signin(record: Record) -> Optional[Event]:
@@ -274,11 +263,11 @@ def _journald(record: Record) -> Event:
             message = bytes(message).decode("utf-8", "replace")
         except (TypeError, ValueError) as error:
             raise MalformedRecord(kind, f"MESSAGE array is not bytes: {error}") from None
-    micros = text_value(record.realtime)
+    micros, injected = text_value(record.realtime), _injected_time(record)
     if micros.isdigit() and micros.isascii() and len(micros) < 20 and plausible_time(int(micros) / 1_000_000):
         when = int(micros) / 1_000_000
-    elif _injected_time(record) is not None:
-        when = _time_of(_injected_time(record), kind, "time")
+    elif injected is not None:
+        when = _time_of(injected, kind, "time")
     else:
         raise MalformedRecord(kind, "no __REALTIME_TIMESTAMP")
     facility_number = text_value(record.SYSLOG_FACILITY)

@@ -10,11 +10,10 @@ import re
 from operator import itemgetter
 from typing import Any, Mapping, Optional, Sequence
 
-from .event import SECURITY_EVENT, WINDOWS_EVENT, Event, MalformedRecord, logon_failure
+from .event import LOGON_FAILURE, SECURITY_EVENT, WINDOWS_EVENT, Event, MalformedRecord, logon_failure
 from .timestamps import parse_iso8601
 
 XML_KIND = "windows-xml"
-LOGON_FAILURE = 4625
 
 # EventData of 4625, in the order Windows writes it (formats.md): collectors that drop the
 # names (Fluentd in_windows_eventlog2, Fluent Bit StringInserts) keep this order.
@@ -36,11 +35,13 @@ _DATA_IN_ORDER = re.compile("".join(
     r"<Data Name=(['\"])%s\%d>([^<]*)</Data>\s*" % (name, 2 * index + 1)
     for index, name in enumerate(EVENT_DATA_NAMES)
 ))
-# The Event fields of a 4625 in logon_failure()'s order, picked from _DATA_IN_ORDER's groups
-# (quote, value) * 21: the value of item i is group 2i+1.
-_EVENT_FIELDS_IN_ORDER = itemgetter(*(2 * EVENT_DATA_NAMES.index(name) + 1 for name in (
+# The EventData fields an Event keeps, in logon_failure()'s order.
+LOGON_FAILURE_FIELDS = (
     "IpAddress", "LogonType", "TargetUserName", "TargetDomainName", "SubjectUserName", "WorkstationName",
-    "ProcessName", "LogonProcessName", "AuthenticationPackageName", "Status", "SubStatus")))
+    "ProcessName", "LogonProcessName", "AuthenticationPackageName", "Status", "SubStatus",
+)
+# Those fields picked from _DATA_IN_ORDER's groups, (quote, value) * 21: item i's value is group 2i+1.
+_EVENT_FIELDS_IN_ORDER = itemgetter(*(2 * EVENT_DATA_NAMES.index(name) + 1 for name in LOGON_FAILURE_FIELDS))
 _DATA_ITEM = re.compile(r"<(?:\w+:)?Data\s+Name\s*=\s*(['\"])(\w+)\1\s*(?:/>|>([^<]*)</(?:\w+:)?Data>)")
 _ENTITY = re.compile(r"&(#x[0-9A-Fa-f]+|#\d+|\w+);")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}

@@ -271,10 +271,13 @@ class Runner:
         """Save the state if it changed since the last save (an idle collector does not wear
         its disk); the next save waits at least five times as long as this one took, so that
         even a million-IP snapshot costs the pipeline at most a sixth of its time."""
+        self._save_if_changed()
+        self._next_snapshot = time.monotonic() + max(self.config.snapshot_interval, 5 * self.state.last_save_seconds)
+
+    def _save_if_changed(self) -> None:
         if self.engine.changes != self._saved_changes:
             self._saved_changes = self.engine.changes
             self.state.save(self.engine)
-        self._next_snapshot = time.monotonic() + max(self.config.snapshot_interval, 5 * self.state.last_save_seconds)
 
     def figures(self) -> dict:
         state = self.state
@@ -326,8 +329,8 @@ class Runner:
             self._output_closed = True
         if self._output_closed:
             _silence_stdout()
-        if self.state is not None and self.engine.changes != self._saved_changes:
-            self.state.save(self.engine)
+        if self.state is not None:
+            self._save_if_changed()
         self.notices.flush()
         if self.config.stats:
             sys.stderr.write(_format_stats(self.figures()))

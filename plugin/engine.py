@@ -73,8 +73,8 @@ class Engine:
         self.counts = EngineCounts()
         self._emit = emit
         self._report = report
-        self._failure_exclusions = ExclusionChain(list(failure_exclusions))
-        self._signin_exclusions = ExclusionChain(list(signin_exclusions))
+        self._failure_exclusions = ExclusionChain(failure_exclusions)
+        self._signin_exclusions = ExclusionChain(signin_exclusions)
         self._wall_clock = wall_clock
         bucket = max(1.0, settings.window / BUCKETS_PER_WINDOW)
         self.counters: Dict[str, FailureCounter] = {table: FailureCounter(bucket) for table in FAILURE_TABLES}
@@ -110,7 +110,9 @@ class Engine:
                 excluded.removed += 1
                 return
         when = event.time
-        if (when > self.newest or when < self.newest - self.settings.window) and not self._advance_clock(when):
+        if when > self.newest:
+            self._advance_clock(when)
+        elif when < self.newest - self.settings.window:
             self.counts.stale += 1
             return
         source, ip, count = failure.source, failure.ip, failure.count
@@ -214,20 +216,18 @@ class Engine:
 
     # -- time ----------------------------------------------------------------------------
 
-    def _advance_clock(self, when: float) -> bool:
-        """Move the clock to ``when`` if it is newer and believable; False if it is too old."""
-        if when > self.newest:
+    def _advance_clock(self, when: float) -> None:
+        """Move the clock to ``when`` if it is newer and believable."""
+        if when <= self.newest:
+            return
+        if when > self._future_limit:
+            self._future_limit = self._wall_clock() + self.settings.future_skew
             if when > self._future_limit:
-                wall = self._wall_clock()
-                self._future_limit = wall + self.settings.future_skew
-                if when > self._future_limit:
-                    self.counts.future += 1
-                    return True  # counted, but it does not move the clock
-            self.newest = when
-            if when >= self.next_expiry:
-                self._expire()
-            return True
-        return when >= self.newest - self.settings.window
+                self.counts.future += 1  # counted, but it does not move the clock
+                return
+        self.newest = when
+        if when >= self.next_expiry:
+            self._expire()
 
     def _expire(self) -> None:
         """Drop what is older than the window behind the clock; runs once per bucket width."""

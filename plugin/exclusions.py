@@ -20,7 +20,7 @@ import re
 import string
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from typing import Any, Callable, Optional, get_type_hints
+from typing import Any, Callable, Iterable, Optional, get_type_hints
 
 import pyparsing as pp
 
@@ -129,10 +129,10 @@ def load_exclusions(entries: list[dict]) -> list[Exclusion]:
         if not isinstance(where, str) or not where.strip():
             raise ExclusionError(f"{label}: 'where' must be a non-empty KQL condition")
         try:
-            predicate = compile_where(where)
+            tree, predicate = _compile_text(where)
         except ExclusionError as error:
             raise ExclusionError(f"{label}: {error}") from None
-        exclusions.append(Exclusion(name, applies_to, where, predicate, _ip_gate(_WHERE.parse_string(where)[0])))
+        exclusions.append(Exclusion(name, applies_to, where, predicate, _ip_gate(tree)))
     return exclusions
 
 
@@ -161,9 +161,8 @@ class ExclusionChain:
 
     MEMO_LIMIT = 50_000
 
-    def __init__(self, exclusions: "list[Exclusion]") -> None:
+    def __init__(self, exclusions: "Iterable[Exclusion]") -> None:
         self.exclusions = tuple(exclusions)
-        self._gates = tuple(exclusion.ip_gate for exclusion in self.exclusions)
         self._candidates: "dict[str, tuple]" = {}
 
     def __bool__(self) -> bool:
@@ -184,7 +183,7 @@ class ExclusionChain:
         if len(self._candidates) >= self.MEMO_LIMIT:
             self._candidates.clear()
         candidates = self._candidates[ip] = tuple(
-            exclusion for exclusion, gate in zip(self.exclusions, self._gates) if gate is None or gate(ip)
+            exclusion for exclusion in self.exclusions if exclusion.ip_gate is None or exclusion.ip_gate(ip)
         )
         return candidates
 
@@ -199,11 +198,8 @@ def _ip_gate(node: "_Node") -> Optional[Callable[[str], bool]]:
     if _sources_read(node) == {ATTRIBUTED_IP}:
         value = _compile(node)
         if value.type == _BOOL:
-            if value.read is None:
-                constant = value.constant is True
-                return lambda ip: constant
-            read = value.read
-            return lambda ip: read(None, ip, "") is True
+            predicate = _as_predicate(value)
+            return lambda ip: predicate(None, ip, "")
     if node.kind in ("and", "or"):
         gates = [_ip_gate(child) for child in node.children]
         if node.kind == "and":
@@ -226,6 +222,11 @@ def compile_where(text: str) -> Predicate:
     >>> veeam(Event("Syslog", 0.0, "syslog", process_name="veeam-agent"), "203.0.113.9", "root")
     True
     """
+    return _compile_text(text)[1]
+
+
+def _compile_text(text: str) -> "tuple[_Node, Predicate]":
+    """The parsed condition and its predicate (see compile_where)."""
     try:
         tree = _WHERE.parse_string(text)[0]
         condition = _compile(tree)
@@ -237,6 +238,11 @@ def compile_where(text: str) -> Predicate:
     except _Problem as problem:
         where = _position(text, problem.loc)
         raise ExclusionError(f"{problem.message} at {where}{problem.detail}") from None
+    return tree, _as_predicate(condition)
+
+
+def _as_predicate(condition: "_Value") -> Predicate:
+    """A compiled true-or-false condition as ``predicate(event, ip, user) -> bool``."""
     if condition.read is None:
         constant = condition.constant is True
         return lambda event, ip, user: constant

@@ -84,7 +84,7 @@ class ForwardAlerts:
         self._stats.emit(record, event_time)
 
     def figures(self) -> dict:
-        return dict(self._alerts.stats)
+        return self._alerts.stats
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is pending within ``timeout``; unacknowledged alerts stay spooled."""

@@ -10,7 +10,7 @@ stands for, or a short reason why it does not count (the explain mode prints tha
 import re
 from typing import Dict, NamedTuple, Optional, Type, Union
 
-from parsers.address import canonical_ip
+from parsers.address import canonical_ip, is_loopback
 from parsers.event import FAILURE_TABLES, SIGNIN_TABLES, SYSLOG, Event
 from parsers.reader import Interest
 from parsers.sshd import COUNTED_WORDS, read_sshd_message
@@ -140,7 +140,7 @@ class HardenedProfile:
         if not reading.counts:
             return f"sshd '{reading.template}' is not a counted failure"
         address = reading.address
-        if address.startswith("127.") or address == "::1":  # 127.0.0.0/8 and ::1, canonical forms
+        if is_loopback(address):
             return "loopback address"
         return _new_failure(Failure, (SYSLOG, address, reading.repeat, event.computer, reading.user))
 

@@ -64,7 +64,7 @@ class StateFile:
 
     # -- save ------------------------------------------------------------------------------
 
-    def save(self, engine: Engine) -> bool:
+    def save(self, engine: Engine) -> None:
         started = time.monotonic()
         try:
             self.last_size = replace_atomically(self.path, lambda handle: handle.writelines(_encoded(engine)))
@@ -72,24 +72,23 @@ class StateFile:
             self.failures += 1
             LOG.error("cannot write the state snapshot %s: %s (the previous snapshot stays in place)",
                       self.path, error.strerror or error)
-            return False
+            return
         self.saved_at = time.time()
         self.last_save_seconds = time.monotonic() - started
-        return True
 
     # -- load ------------------------------------------------------------------------------
 
-    def load(self, engine: Engine) -> bool:
-        """Read the snapshot into ``engine``; True when state was restored. A missing file is a
-        first start; an unusable one is moved aside and the engine stays empty."""
+    def load(self, engine: Engine) -> None:
+        """Read the snapshot into ``engine``. A missing file is a first start; an unusable one
+        is moved aside and the engine stays empty."""
         try:
             handle = open(self.path, "rb")
         except FileNotFoundError:
             LOG.info("no state snapshot at %s yet: starting empty", self.path)
-            return False
+            return
         except OSError as error:
             LOG.error("cannot read the state snapshot %s: %s; starting empty", self.path, error.strerror)
-            return False
+            return
         try:
             with handle:
                 newest, next_expiry, counters, retained, suppression = _decode(handle, engine)
@@ -102,12 +101,11 @@ class StateFile:
                 where = f"could not be moved aside ({move_error.strerror})"
             LOG.warning("STATE SNAPSHOT %s IS UNUSABLE (%s): %s; starting with EMPTY state",
                         self.path, error, where)
-            return False
+            return
         engine.restore(newest, next_expiry, counters, retained, suppression)
         self.saved_at = time.time()
         LOG.info("state restored from %s: %d IPs, %d retained sign-ins", self.path,
                  engine.tracked_total(), engine.retained_signins())
-        return True
 
 
 def _encoded(engine: Engine) -> Iterator[bytes]:

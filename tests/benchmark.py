@@ -37,15 +37,17 @@ import random
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import msgpack
+
+from cli import CHILD_ENV, StdoutReader, wait_for_signal_handler, write_all
 
 SEED = 20261128
 CHUNK_LINES = 50_000  # lines generated, joined and written at a time
@@ -147,64 +149,8 @@ def _run_figures(label: str, argv: Sequence[str], items: int, unit: str, wall: f
     }
 
 
-# Fluentd's environment, not a developer's: PYTHONUNBUFFERED would hide a missing flush.
-CHILD_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
-
-
-class StdoutRecords(threading.Thread):
-    """Reads a child's stdout as it comes (os.read, as Fluentd does) and decodes the msgpack
-    stream incrementally; keeps each record with the perf_counter time of the read that
-    completed it."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__(daemon=True)
-        self._fd = fd
-        self._unpacker = msgpack.Unpacker(raw=False)
-        self.records: List[Tuple[float, Any]] = []
-        self.bytes = 0
-        self.error: Optional[str] = None
-
-    def run(self) -> None:
-        while True:
-            data = os.read(self._fd, 65536)
-            arrival = time.perf_counter()
-            if not data:
-                break
-            self.bytes += len(data)
-            if self.error is not None:
-                continue
-            try:
-                self._unpacker.feed(data)
-                self.records.extend((arrival, record) for record in self._unpacker)
-            except Exception as error:  # what would make Fluentd stop reading
-                self.error = f"undecodable stdout after {len(self.records)} records: {error!r}"
-        if self.error is None and self._unpacker.tell() != self.bytes:
-            self.error = f"stdout ends inside a record ({self.bytes - self._unpacker.tell()} bytes)"
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def wait_until_running(pid: int, timeout: float = 30.0) -> None:
-    """Wait until the child catches SIGTERM (SigCgt in /proc/PID/status): fail2entra installs
-    that handler last, once its input is open; like Fluentd, talk to a child that runs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/status", encoding="ascii") as status:
-                for line in status:
-                    if line.startswith("SigCgt:") and int(line.split()[1], 16) >> (15 - 1) & 1:
-                        return
-        except OSError:
-            return  # no /proc, or the child is gone: the writes will tell
-        time.sleep(0.005)
-
-
 def run_piped(label: str, argv: Sequence[str], items: int, unit: str,
-              feed: Callable[[subprocess.Popen], Dict[str, Any]]) -> Tuple[Dict[str, Any], Dict[str, Any], StdoutRecords]:
+              feed: Callable[[subprocess.Popen], Dict[str, Any]]) -> Tuple[Dict[str, Any], Dict[str, Any], StdoutReader]:
     """Run ``argv`` with stdin and stdout pipes, as Fluentd's exec_filter runs its child:
     ``feed(process)`` writes stdin (then it is closed), a thread reads and decodes stdout.
     Timed like run_command; returns the run, what ``feed`` returned, and the stdout reader
@@ -215,7 +161,7 @@ def run_piped(label: str, argv: Sequence[str], items: int, unit: str,
         started = time.perf_counter()
         process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                                    bufsize=0, env=CHILD_ENV)
-        reader = StdoutRecords(process.stdout.fileno())
+        reader = StdoutReader(process.stdout, clock=time.perf_counter)
         reader.start()
         fed: Dict[str, Any] = {}
         try:
@@ -318,6 +264,10 @@ class Context:
         """What the generator of ``path`` wrote about it (see write_meta)."""
         with open(path + META_SUFFIX, encoding="utf-8") as handle:
             return json.load(handle)
+
+    def distinct_failures(self, ips: int) -> str:
+        """The file of one sshd failure from each of ``ips`` distinct addresses (memory, state)."""
+        return self.data(f"distinct-{ips}-{self.day}.log", lambda out: write_distinct_failures(out, ips, self.day))
 
     def fail2entra(self, label: str, arguments: Sequence[str], items: int, unit: str,
                    capture_stdout: bool = False) -> Dict[str, Any]:
@@ -482,7 +432,7 @@ OTHER_TEMPLATES: Tuple[Tuple[float, AuthTemplate], ...] = (
     (8, lambda ip, u, v, p, pid: f"CRON[{pid}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)"),
     (8, lambda ip, u, v, p, pid: f"CRON[{pid}]: pam_unix(cron:session): session closed for user root"),
     (2, lambda ip, u, v, p, pid: "sudo:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx"),
-    (1.5, lambda ip, u, v, p, pid: f"sudo: pam_unix(sudo:session): session opened for user root(uid=0) by deploy(uid=1000)"),
+    (1.5, lambda ip, u, v, p, pid: "sudo: pam_unix(sudo:session): session opened for user root(uid=0) by deploy(uid=1000)"),
     (1.5, lambda ip, u, v, p, pid: "sudo: pam_unix(sudo:session): session closed for user root"),
     (1.3, lambda ip, u, v, p, pid: f"systemd-logind[612]: New session {pid} of user deploy."),
     (1.3, lambda ip, u, v, p, pid: f"systemd-logind[612]: Session {pid} logged out. Waiting for processes to exit."),
@@ -501,6 +451,12 @@ def _cumulative(weights: Sequence[float]) -> List[float]:
 
 def _ipv4(value: int) -> str:
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def _scattered_ipv4(index: int) -> str:
+    """The ``index``-th of distinct addresses in 1.0.0.0-100.255.255.255, scattered by a
+    multiplicative bijection (the multiplier is coprime with the span)."""
+    return _ipv4((1 << 24) + index * 2654435761 % (100 << 24))
 
 
 def _public_ipv4(rng: random.Random) -> str:
@@ -571,7 +527,6 @@ def write_distinct_failures(path: str, ips: int, day: date, seed: int = SEED) ->
     20 hours of ``day`` (well inside the default one-day window, so nothing expires)."""
     rng = random.Random(seed)
     stamps = rfc3164_stamps(day)
-    span, base, multiplier = 100 << 24, 1 << 24, 2654435761  # multiplier coprime with span
     bits = rng.getrandbits
     users = rng.choices(EXISTING_USERS, k=min(ips, CHUNK_LINES))
     with open(path, "w", encoding="utf-8") as handle:
@@ -579,7 +534,7 @@ def write_distinct_failures(path: str, ips: int, day: date, seed: int = SEED) ->
             size = min(CHUNK_LINES, ips - start)
             chunk = [
                 f"{stamps[index * 72000 // ips]} {HOST} sshd[{1000 + bits(16)}]: Failed password for "
-                f"{users[index % len(users)]} from {_ipv4(base + index * multiplier % span)} port {1024 + bits(16) % 64000} ssh2"
+                f"{users[index % len(users)]} from {_scattered_ipv4(index)} port {1024 + bits(16) % 64000} ssh2"
                 for index in range(start, start + size)
             ]
             handle.write("\n".join(chunk) + "\n")
@@ -1037,7 +992,6 @@ def write_spray(path: str, addresses: int, attackers: int, day: date, seed: int 
               for second in range(86400)]
     plan = spray_plan(addresses, attackers, seed)
     attacker_ips = spray_attackers(attackers)
-    span, base, multiplier = 100 << 24, 1 << 24, 2654435761
     lines = 0
     with open(path, "w", encoding="utf-8") as handle:
         for start in range(0, addresses, CHUNK_LINES):
@@ -1049,7 +1003,7 @@ def write_spray(path: str, addresses: int, attackers: int, day: date, seed: int 
                 local = index - start
                 stamp = stamps[index * 72000 // addresses]
                 ip = f"2001:db8:{index >> 16:x}:{index & 0xffff:x}::1" if index % 3 == 0 else \
-                    _ipv4(base + index * multiplier % span)
+                    _scattered_ipv4(index)
                 user = users[local]
                 text = f"for invalid user {user}" if user != "root" else "for root"
                 pid = 1000 + bits(16)
@@ -1194,10 +1148,8 @@ def measure_signin_json(context: Context) -> Dict[str, Any]:
 def measure_memory(context: Context) -> Dict[str, Any]:
     scale = context.scale
     ips = scale.memory_ips + IPV6_EXTRA
-    path = context.data(f"distinct-{scale.memory_ips}-{context.day}.log",
-                        lambda out: write_distinct_failures(out, scale.memory_ips, context.day))
-    small = context.data(f"distinct-{scale.baseline_lines}-{context.day}.log",
-                         lambda out: write_distinct_failures(out, scale.baseline_lines, context.day))
+    path = context.distinct_failures(scale.memory_ips)
+    small = context.distinct_failures(scale.baseline_lines)
     # The cap on tracked IPs (--max-ips, 1,000,000 by default) is raised to the file's count:
     # past it the engine evicts a batch, and the figure would no longer be per tracked IP.
     cap = ["--max-ips", str(max(DEFAULT_MAX_IPS, ips))]
@@ -1251,7 +1203,10 @@ def _paced(path: str, meta: Dict[str, Any], rate: float) -> Callable[[subprocess
     due time for ``rate`` records/s (late batches go at once: the schedule is never reset);
     returns when each alerting sign-in's write was done, and how well the schedule was kept."""
     def feed(process: subprocess.Popen) -> Dict[str, Any]:
-        wait_until_running(process.pid)
+        try:  # like Fluentd, talk to a child that runs (its SIGTERM handler is installed last)
+            wait_for_signal_handler(process.pid, signal.SIGTERM)
+        except (OSError, TimeoutError):
+            pass  # the child is gone or stuck: the writes will tell
         fd = process.stdin.fileno()
         alerts_in: Dict[int, List[str]] = {}
         for record_id, batch in zip(meta["alert_ids"], meta["alert_batches"]):
@@ -1284,7 +1239,7 @@ def _paced(path: str, meta: Dict[str, Any], rate: float) -> Callable[[subprocess
     return feed
 
 
-def _alerts(reader: StdoutRecords) -> Tuple[List[Tuple[float, dict]], List[str]]:
+def _alerts(reader: StdoutReader) -> Tuple[List[Tuple[float, dict]], List[str]]:
     """The alerts on the child's stdout, and what is wrong with the stream."""
     problems = [reader.error] if reader.error else []
     alerts = []
@@ -1458,8 +1413,7 @@ def _snapshot_figures(stats: Dict[str, Any]) -> Dict[str, Any]:
 def measure_state(context: Context) -> Dict[str, Any]:
     scale = context.scale
     ips = scale.memory_ips + IPV6_EXTRA
-    path = context.data(f"distinct-{scale.memory_ips}-{context.day}.log",
-                        lambda out: write_distinct_failures(out, scale.memory_ips, context.day))
+    path = context.distinct_failures(scale.memory_ips)
     cap = ["--max-ips", str(max(DEFAULT_MAX_IPS, ips))]
     anomalies: List[str] = []
     with tempfile.TemporaryDirectory(prefix="state-", dir=context.data_dir) as directory:

@@ -17,6 +17,7 @@ from parsers.reader import LineReader
 from parsers.timestamps import Rfc3164Clock, format_iso8601, parse_iso8601
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+SAMPLE_DIR = os.path.join(os.path.dirname(__file__), "sample")  # the Quickstart's data
 # RFC 3164 samples are read as if at this moment, in UTC, so their inferred year is fixed.
 READING_TIME = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc).timestamp()
 

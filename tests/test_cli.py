@@ -8,9 +8,10 @@ import subprocess
 import pytest
 
 from cli import COMMAND, alerts_of, run_cli, wait_for_signal_handler
+from samples import SAMPLE_DIR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = [os.path.join(ROOT, "tests", "sample", name) for name in ("auth.log", "security.xml", "signins.jsonl")]
+SAMPLE = [os.path.join(SAMPLE_DIR, name) for name in ("auth.log", "security.xml", "signins.jsonl")]
 
 
 def test_sample_data_alerts_real_attackers_and_not_near_misses():

@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from cli import COMMAND, alerts_of
+from cli import COMMAND, alerts_of, per_kind, stats_summary
 from parsers.windows import EVENT_DATA_NAMES
 from scenario import iso, signin_json, syslog_line
 
@@ -157,15 +157,12 @@ class Result:
         self.alerts = Counter((record["IPAddress"], record["UserPrincipalName"]) for record in self.records)
         lines = stderr.decode().splitlines()
         assert lines and lines[0] == "fail2entra summary", stderr.decode()
-        self.summary: Dict[str, str] = dict(line.strip().split(": ", 1) for line in lines[1:])
+        self.summary: Dict[str, str] = stats_summary(stderr.decode())
 
     @property
     def excluded(self) -> Dict[str, int]:
         """The summary's ``excluded: name N, ...`` line, as a dict (empty for ``none``)."""
-        text = self.summary["excluded"]
-        if text == "none":
-            return {}
-        return {name: int(count) for name, count in (item.rsplit(" ", 1) for item in text.split(", "))}
+        return per_kind(self.summary["excluded"])
 
 
 class Run(NamedTuple):

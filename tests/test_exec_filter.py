@@ -14,16 +14,16 @@ import shlex
 import signal
 import struct
 import subprocess
-import threading
 import time
 from datetime import datetime, timezone
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import msgpack
 import pytest
 
-from cli import COMMAND, wait_for_signal_handler
+from cli import CHILD_ENV, COMMAND, StdoutReader, wait_for_signal_handler, write_all
 from samples import fixture_files, load_samples
+from scenario import iso
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALERT_NAME = "Failed host logons but success logon to AzureAD"
@@ -93,12 +93,12 @@ def inject(record: dict, tag: str, when, tag_key: str = "tag", time_key: str = "
     return record
 
 
-def syslog_failure(ip: str, when: float, number: int = 0, **inject_keys) -> dict:
+def syslog_failure(ip: str, when: float, number: int = 0) -> dict:
     """in_tail + @type syslog: the syslog timestamp is only in the injected time."""
     record = {key: value for key, value in SYSLOG_RECORD.items() if key not in ("tag", "time")}
     record["pid"] = str(4000 + number)
     record["message"] = f"Failed password for invalid user admin from {ip} port {50000 + number} ssh2"
-    return inject(record, "host.linux.auth", when, **inject_keys)
+    return inject(record, "host.linux.auth", when)
 
 
 def windows_failure(ip: str, when: float, number: int = 0) -> dict:
@@ -166,64 +166,6 @@ def packed(records: Sequence[object]) -> List[bytes]:
 
 # -- the child, through real pipes ---------------------------------------------------------------
 
-class StdoutReader(threading.Thread):
-    """Reads the child's stdout as it comes (os.read, like Fluentd) and decodes it incrementally:
-    msgpack maps, or JSON lines. Keeps each record with the monotonic time it was read."""
-
-    def __init__(self, stream, encoding: str) -> None:
-        super().__init__(daemon=True)
-        self._fd = stream.fileno()
-        self._encoding = encoding
-        self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=True)
-        self._pending = b""
-        self.raw = bytearray()
-        self.records: List[tuple] = []  # (arrival, record)
-        self.error: Optional[str] = None
-        self._changed = threading.Condition()
-
-    def run(self) -> None:
-        while True:
-            data = os.read(self._fd, 65536)
-            arrival = time.monotonic()
-            if not data:
-                break
-            self.raw += data
-            try:
-                new = self._decode(data)
-            except Exception as error:  # a stray byte: what makes Fluentd stop reading
-                self.error = f"undecodable stdout ({error!r}) after {bytes(self.raw[-200:])!r}"
-                new = []
-            with self._changed:
-                self.records.extend((arrival, record) for record in new)
-                self._changed.notify_all()
-        with self._changed:
-            if self._encoding == "msgpack" and self._unpacker.tell() != len(self.raw):
-                self.error = self.error or f"stdout ends inside a record: {bytes(self.raw[self._unpacker.tell():])!r}"
-            if self._encoding == "json" and self._pending:
-                self.error = self.error or f"stdout ends without a newline: {self._pending!r}"
-            self._changed.notify_all()
-
-    def _decode(self, data: bytes) -> list:
-        if self._encoding == "msgpack":
-            self._unpacker.feed(data)
-            return list(self._unpacker)
-        lines = (self._pending + data).split(b"\n")
-        self._pending = lines.pop()
-        return [json.loads(line) for line in lines]
-
-    def wait_for(self, condition: Callable[[list], bool], timeout: float, what: str) -> list:
-        """Wait until ``condition(records)``; AssertionError after ``timeout``."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: condition(self.records) or self.error is not None, timeout):
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}; got {self.records}")
-            assert self.error is None, self.error
-            return list(self.records)
-
-
-# Fluentd's environment, not a developer's: PYTHONUNBUFFERED would hide a missing flush.
-CHILD_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
-
-
 class Child:
     """``fail2entra`` as Fluentd's child: stdin and stdout pipes, stderr to a file or /dev/null."""
 
@@ -246,10 +188,7 @@ class Child:
 
     def write(self, data: bytes) -> float:
         """One write to the pipe (as one flush of a Fluentd buffer chunk); returns when it was done."""
-        view = memoryview(data)
-        fd = self.process.stdin.fileno()
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(self.process.stdin.fileno(), data)
         return time.monotonic()
 
     def send(self, records: Sequence[object], per_write: int = 3, pause: float = 0.05) -> float:
@@ -481,10 +420,6 @@ def timed_attack(ip: str, convert, time_key: str, tag_key: str) -> "tuple[List[d
     return records, times
 
 
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @pytest.mark.parametrize("input_format", ["msgpack", "json"])
 def test_event_time_comes_from_the_injected_key(tmp_path, input_format):
     """int, float and EventTime times (one attacker each), under the default keys or under
@@ -502,7 +437,7 @@ def test_event_time_comes_from_the_injected_key(tmp_path, input_format):
                 failures, times = timed_attack(ip, TIME_TYPES[time_type], time_key, tag_key)
                 records += failures + [signin(ip, f"{time_type}@example.com", T0 + 38.5, f"s-{time_type}")]
                 first, last = (int(times[0]), int(times[-1])) if time_type == "int" else (times[0], times[-1])
-                expected[f"{name}-{key_type}", ip] = (_iso(first), _iso(last))
+                expected[f"{name}-{key_type}", ip] = (iso(first), iso(last))
             if key_type == "bytes":
                 records = [as_bytes(record, keys=True) for record in records]
             data = b"".join(json.dumps(record).encode() + b"\n" for record in records) \

@@ -17,10 +17,10 @@ import pytest
 
 from cli import COMMAND, alerts_of, run_cli, wait_for_health, wait_for_signal_handler
 from forward_server import ForwardServer, wait_until
+from samples import SAMPLE_DIR
 from parsers.timestamps import parse_iso8601
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAILURES = open(os.path.join(ROOT, "tests", "sample", "auth.log"), "rb").read()  # 203.0.113.5 attacks
+FAILURES = open(os.path.join(SAMPLE_DIR, "auth.log"), "rb").read()  # 203.0.113.5 attacks
 ATTACKER = "203.0.113.5"
 TAG = "test.forward.alert"
 SIGNIN_START = datetime(2026, 11, 27, 13, 0, 0, 123456, tzinfo=timezone.utc)

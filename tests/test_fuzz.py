@@ -11,8 +11,6 @@ import glob
 import json
 import os
 import random
-import subprocess
-import tempfile
 from typing import Callable, Dict, List
 
 import msgpack
@@ -20,13 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli import measured_command
+from cli import run_measured
 from parsers.reader import LineReader, MsgpackReader
 from parsers.timestamps import Rfc3164Clock
-from samples import READING_TIME
+from samples import FIXTURES, READING_TIME, SAMPLE_DIR
 from datetime import timezone
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUZZ_LINES = int(os.environ.get("FUZZ_LINES", "100000"))
 FUZZ_RECORDS = max(FUZZ_LINES // 5, 20000)
 SEED = int(os.environ.get("FUZZ_SEED", "20261128"))
@@ -37,8 +34,8 @@ ALERT_FIELDS = {"TimeGenerated", "Type", "IPAddress", "UserPrincipalName", "Aler
 
 def _seed_lines() -> List[bytes]:
     """Every line of the samples and fixtures (annotations dropped): the mutation seeds."""
-    paths = sorted(glob.glob(os.path.join(ROOT, "tests", "fixtures", "**", "*"), recursive=True))
-    paths += sorted(glob.glob(os.path.join(ROOT, "tests", "sample", "*")))
+    paths = sorted(glob.glob(os.path.join(FIXTURES, "**", "*"), recursive=True))
+    paths += sorted(glob.glob(os.path.join(SAMPLE_DIR, "*")))
     lines: List[bytes] = []
     for path in paths:
         if os.path.isfile(path):
@@ -186,14 +183,9 @@ def fuzz_msgpack(rng: random.Random, count: int) -> bytes:
 
 
 def run_and_measure(args: List[str], data: bytes):
-    with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile("r") as rss:
-        source.write(data)
-        source.seek(0)
-        process = subprocess.run(measured_command(args, rss.name), stdin=source, stdout=out, stderr=err, timeout=300)
-        out.seek(0)
-        err.seek(0)
-        return process.returncode, out.read(), err.read().decode("utf-8", "replace"), int(rss.read())
+    """(exit status, stdout, stderr as text, peak RSS in KB) of the command on ``data``."""
+    result = run_measured(args, stdin=data, timeout=300)
+    return result.returncode, result.stdout, result.text, result.peak_rss_kb
 
 
 def _check_alert(record: object) -> None:

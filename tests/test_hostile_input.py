@@ -8,19 +8,15 @@ peak RSS, from wait4)."""
 
 import json
 import os
-import subprocess
-import tempfile
-import threading
-from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 import msgpack
 import pytest
 
-from cli import alerts_of, measured_command
+from cli import Result, alerts_of, run_measured
+from samples import FIXTURES, SAMPLE_DIR
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE = os.path.join(ROOT, "tests", "sample")
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+SAMPLE = SAMPLE_DIR
 
 
 def _read(*parts: str) -> bytes:
@@ -56,68 +52,6 @@ def around(hostile: bytes, position: str = "syslog") -> Tuple[bytes, int]:
 
 
 # -- running the command and measuring it ----------------------------------------------------
-
-class Result(NamedTuple):
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-    peak_rss_kb: int  # the child's own peak resident set (ru_maxrss of wait4)
-
-    @property
-    def text(self) -> str:
-        return self.stderr.decode("utf-8", "replace")
-
-    def summary(self) -> Dict[str, str]:
-        """The ``--stats`` figures, as text by name (``malformed``: ``"json 1, windows-xml 2"``)."""
-        lines = self.text.split("fail2entra summary\n", 1)[1].splitlines()
-        return dict(line.strip().split(": ", 1) for line in lines if line.startswith("  "))
-
-    def counts(self, name: str) -> Dict[str, int]:
-        """A per-kind figure of the summary as a dict (``none`` is empty)."""
-        value = self.summary()[name]
-        if value == "none":
-            return {}
-        return {kind: int(count) for kind, count in (item.rsplit(" ", 1) for item in value.split(", "))}
-
-
-Source = Union[None, bytes, Iterable[bytes]]
-
-
-def _write_all(pipe, source: Source) -> None:
-    try:
-        if source is not None:
-            for chunk in ([source] if isinstance(source, bytes) else source):
-                pipe.write(chunk)
-    except BrokenPipeError:
-        pass
-    finally:
-        try:
-            pipe.close()
-        except BrokenPipeError:
-            pass
-
-
-def run_measured(args: Sequence[str], stdin: Source = None, timeout: float = 120) -> Result:
-    """Run the installed command with ``stdin`` written into a pipe (bytes, or chunks from an
-    iterable); stdout and stderr go to files so nothing blocks. Reaped with wait4 to read the
-    child's peak RSS."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile("r") as rss:
-        process = subprocess.Popen(measured_command(args, rss.name), stdin=subprocess.PIPE, stdout=out, stderr=err)
-        writer = threading.Thread(target=_write_all, args=(process.stdin, stdin), daemon=True)
-        writer.start()
-        killer = threading.Timer(timeout, process.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            killer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
-        writer.join(timeout=30)
-        out.seek(0)
-        err.seek(0)
-        return Result(process.returncode, out.read(), err.read(), int(rss.read() or 0) or usage.ru_maxrss)
-
 
 def run_via(via: str, data: bytes, tmp_path, args: Sequence[str] = ()) -> Tuple[Result, str]:
     """Run on ``data`` given as a file or on stdin; returns the result and the input's name as

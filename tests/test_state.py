@@ -12,6 +12,7 @@ import msgpack
 import pytest
 
 from cli import COMMAND, alerts_of, run_cli, wait_for_signal_handler
+from samples import SAMPLE_DIR
 from scenario import random_rows, raw_line
 
 
@@ -94,7 +95,7 @@ def _unusable(tmp_path, content):
     state = tmp_path / "state"
     if content is not None:
         state.write_bytes(content)
-    result = run_cli(["--state", str(state), "--stats"], stdin=open(os.path.join(os.path.dirname(__file__), "sample", "auth.log"), "rb").read())
+    result = run_cli(["--state", str(state), "--stats"], stdin=open(os.path.join(SAMPLE_DIR, "auth.log"), "rb").read())
     return state, result
 
 
@@ -136,9 +137,8 @@ def test_an_unwritable_snapshot_is_reported_and_the_run_goes_on(tmp_path):
     """A path under a regular file cannot be written by anyone (root ignores directory modes)."""
     blocker = tmp_path / "file"
     blocker.write_text("")
-    sample = os.path.join(os.path.dirname(__file__), "sample")
-    result = run_cli(["--state", str(blocker / "state"), "--stats", os.path.join(sample, "auth.log"),
-                      os.path.join(sample, "signins.jsonl")])
+    result = run_cli(["--state", str(blocker / "state"), "--stats", os.path.join(SAMPLE_DIR, "auth.log"),
+                      os.path.join(SAMPLE_DIR, "signins.jsonl")])
     assert result.returncode == 0 and len(alerts_of(result.stdout)) == 2
     assert b"cannot write the state snapshot" in result.stderr and b"failures 1" in result.stderr
 
