@@ -53,17 +53,20 @@ class Event(NamedTuple):
     client_app: str = ""  # ClientAppUsed
     user_agent: str = ""  # UserAgent
     location: str = ""  # Location (country or region)
+    # Read ahead: the sshd template reading of ``message``, when the reader already matched it
+    # (the block scanner reads the commonest failures with the header); None: read on demand.
+    sshd: Optional[tuple] = None  # a parsers.sshd.SshdMessage
 
 
 _build = tuple.__new__
 
 
 def syslog_event(when: float, kind: str, host: str, program: str, process_id: str, facility: str,
-                 message: str, trusted_program: str) -> Event:
+                 message: str, trusted_program: str, sshd: Optional[tuple] = None) -> Event:
     """A Syslog event; built without NamedTuple's keyword handling, four times cheaper, since
-    it runs for every line of an auth log."""
+    it runs for every counted line of an auth log."""
     return _build(Event, (SYSLOG, when, kind, "", host, 0, None, "", "", "", "", program, "", "", "", "",
-                          facility, process_id, trusted_program, message, "", "", "", "", "", "", ""))
+                          facility, process_id, trusted_program, message, "", "", "", "", "", "", "", sshd))
 
 
 def logon_failure(table: str, when: float, kind: str, ip: str, computer: str, logon_type: Optional[int],
@@ -72,7 +75,7 @@ def logon_failure(table: str, when: float, kind: str, ip: str, computer: str, lo
     """A Windows 4625 event (built like syslog_event, for the same reason)."""
     return _build(Event, (table, when, kind, ip, computer, LOGON_FAILURE, logon_type, target_user, target_domain,
                           subject_user, workstation, process_name, logon_process, auth_package, status,
-                          sub_status, "", "", "", "", "", "", "", "", "", "", ""))
+                          sub_status, "", "", "", "", "", "", "", "", "", "", "", None))
 
 
 def signin(table: str, when: float, kind: str, ip: str, user_principal_name: str, result_type: str,
@@ -80,7 +83,7 @@ def signin(table: str, when: float, kind: str, ip: str, user_principal_name: str
     """An Entra ID sign-in event (built like syslog_event, for the same reason)."""
     return _build(Event, (table, when, kind, ip, "", 0, None, "", "", "", "", "", "", "", "", "", "", "", "", "",
                           user_principal_name, result_type, record_id, app_display_name, client_app,
-                          user_agent, location))
+                          user_agent, location, None))
 
 
 def short_reason(error: BaseException) -> str:

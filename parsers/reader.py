@@ -4,24 +4,35 @@ Handles what real streams do: records split across reads, multi-line Windows XML
 (an event ends at ``</Event>``), invalid UTF-8, CRLF, lines past the size limit (skipped to
 their end and reported once), a stream that stops in the middle of a record, and msgpack
 streams from Fluentd's exec_filter. Each line is recognised by itself (``auto``): ``{`` starts
-JSON, ``<Event``/``<?xml`` XML, anything else is tried as syslog.
+JSON, ``<Event``/``<?xml`` XML, a syslog timestamp a syslog line.
+
+Text is read a block at a time (what one read returns, cut at its last newline), not a line at
+a time: runs of syslog lines are scanned with the regexes of parsers.scan, so that only the
+lines the profile can count cost Python code (see that module); JSON lines and XML events are
+found with ``str.find``. A line that begins a record of its own ends whatever XML construct is
+still open (an event, a comment, a DTD), with a notice: no good line is lost to a bad one.
 """
 
 import re
-from typing import Callable, Dict, List, NamedTuple, Optional, Protocol, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 import msgpack
 import msgspec
 
-from .event import Event, MalformedRecord, short_reason
+from .address import canonical_ip
+from .event import Event, MalformedRecord, short_reason, syslog_event
 from .records import INJECTED_TIME_KEY, Record, RecordReader
-from .syslog import RFC3164_KIND, RFC3339_KIND, parse_syslog
+from .scan import NEW_RECORD, RUN_END, SSHD_SCANS, Interest, RunShape, run_shape_at, term_pattern
+from .sshd import MAX_MESSAGE_LENGTH, SshdMessage
+from .syslog import RFC3164_KIND, _facility, parse_syslog
+from .timestamps import parse_iso8601
 from .windows import XML_KIND, parse_event_xml
 
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 _XML_STARTS = ("<Event", "<?xml", "<!", "</Event")
 _PREFIXED_XML_START = re.compile(r"</?\w+:Event")  # <e:Event xmlns:e="...">
 _EVENT_START = re.compile(r"<(\w+:)?Event[\s>]")
+_CACHE_LIMIT = 100_000  # timestamps and addresses remembered per text (a log repeats both)
 
 
 class Sink(Protocol):
@@ -46,33 +57,24 @@ class Sink(Protocol):
         """A line with invalid UTF-8, read with U+FFFD in place of the bad bytes."""
 
 
-class Interest(NamedTuple):
-    """Text a syslog line must contain (one of the needles) to be worth parsing: what the profile
-    can count never lacks it (the rule needs the term "from"; the hardened profile counts a few
-    sshd messages). Lines without it are counted as recognised by the shape of their timestamp,
-    never parsed: most of an auth log, at a fraction of the cost. Explain mode reads every line."""
+class _OpenXml:
+    """An XML construct that began and has not ended yet: an event, a comment or a DTD."""
 
-    needles: Tuple[str, ...]
-    fold_case: bool  # look for the needles in the lower-cased line
+    __slots__ = ("what", "closing", "parts", "size")
 
-
-_SYSLOG_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")  # RFC 3164 month, RFC 3339 year
-
-
-def _timestamp_kind(line: str) -> Optional[str]:
-    """The syslog kind a line's timestamp shape says (``Nov 28 05:01:02 `` or
-    ``2026-11-28T05:01:02``), or None: a cheap check for lines that are not parsed."""
-    if line[15:16] == " " and line[9:10] == ":" and line[12:13] == ":":
-        return RFC3164_KIND
-    if line[4:5] == "-" and line[10:11] == "T" and line[13:14] == ":":
-        return RFC3339_KIND
-    return None
+    def __init__(self, what: str, closing: str) -> None:
+        self.what = what  # "event", "comment" or "DTD"
+        self.closing = closing  # the text that ends it
+        self.parts: Optional[List[str]] = []  # an event's text so far; None once it is over the limit
+        self.size = 0
 
 
 class LineReader:
     """Reads lines of any supported shape (``--input auto``) or JSON only (``--input json``).
 
-    ``line_number`` is the number of the line being read (1-based), for sinks that report.
+    ``interest`` (the profile's) lets syslog lines that cannot count go unparsed; None reads
+    every line in full (explain mode). ``line_number`` is the number of the line being read
+    (1-based), for sinks that report.
     """
 
     def __init__(self, sink: Sink, clock: Callable[[str], Optional[float]], default_facility: str = "auth",
@@ -81,7 +83,9 @@ class LineReader:
         self.sink = sink
         self.line_number = 0
         self.recognised: Dict[str, int] = {}  # records read per kind, events and lines of no interest alike
-        self._interest = interest
+        self._sshd_scan = interest is not None and interest.sshd
+        self._term = interest.term.lower() if interest is not None else ""
+        self._term_regex = term_pattern(self._term) if self._term else None
         self._renames = [(key, key.encode("utf-8"), name)  # msgpack may carry the key as bin
                          for key, name in ((time_key, INJECTED_TIME_KEY), (tag_key, "tag")) if key not in (name, "time")]
         self._clock = clock
@@ -92,12 +96,13 @@ class LineReader:
         self._decode_json = msgspec.json.Decoder(Record).decode
         self._pending = b""  # bytes after the last newline
         self._skipping = 0  # > 0 while skipping the rest of an oversized line: bytes skipped so far
-        self._xml: List[str] = []  # lines of an XML event still open
-        self._xml_size = 0
-        self._closing = "</Event>"  # the end tag of the open event
+        self._open: Optional[_OpenXml] = None  # an XML construct still open at the end of the last text
         self._reject_next_xml = False  # a DTD was declared: the document's event is refused
-        self._in_dtd = False  # inside a multi-line <!DOCTYPE ... [ ... ]>
-        self._in_comment = False  # inside a multi-line <!-- ... -->
+        self._seconds: Dict[str, Optional[float]] = {}  # timestamp text -> epoch seconds
+        self._addresses: Dict[str, str] = {}  # address text -> canonical form ('' when none)
+        self._text = "\n"  # the text being read, and the number of the line before it
+        self._base = 0
+        self._counted = (0, 0)  # (newline position, its line number): where _line_at counted to
 
     # -- bytes --------------------------------------------------------------------------
 
@@ -127,10 +132,11 @@ class LineReader:
         if self._pending:
             pending, self._pending = self._pending, b""
             self._read_block(pending)
-        if self._xml:
-            self.sink.malformed(XML_KIND, "stream ended inside an <Event> (no </Event>)", self.line_number)
-            self._xml = []
-        self._in_dtd = self._in_comment = self._reject_next_xml = False
+        if self._open is not None:
+            what, self._open = self._open.what, None
+            self.sink.malformed(XML_KIND, "stream ended inside an <Event> (no </Event>)" if what == "event"
+                                else f"stream ended inside an XML {what}", self.line_number)
+        self._reject_next_xml = False
 
     def _keep_pending(self, tail: bytes) -> None:
         if len(tail) > self._limit:
@@ -144,94 +150,188 @@ class LineReader:
         self.sink.oversized(size, self.line_number)
 
     def _read_block(self, block: bytes) -> None:
-        """Complete lines, decoded once per block; per line only where the UTF-8 is bad."""
+        """Complete lines, decoded once per block; per line only where the UTF-8 is bad or a
+        line is over the size limit (those are read as empty lines, and reported)."""
+        raw_lines = block.split(b"\n") if len(block) > self._limit else None
+        if raw_lines is not None and max(map(len, raw_lines)) <= self._limit:
+            raw_lines = None
         try:
-            lines = block.decode("utf-8").split("\n")
+            if raw_lines is None:
+                self._read_text("\n" + block.decode("utf-8"))
+                return
         except UnicodeDecodeError:
-            self._read_lines_with_bad_text(block.split(b"\n"))
-            return
-        check_size = len(block) > self._limit
-        limit = self._limit
-        read_line = self.read_line
-        for line in lines:
-            # a line of n characters holds at most 4n bytes: only a long one is measured
-            if check_size and len(line) * 4 > limit:
-                size = len(line.encode("utf-8"))
-                if size > limit:
-                    self._end_oversized(size)
-                    continue
-            read_line(line)
-
-    def _read_lines_with_bad_text(self, raw_lines: List[bytes]) -> None:
-        for raw in raw_lines:
+            raw_lines = block.split(b"\n")
+        lines = []
+        base = self.line_number
+        for number, raw in enumerate(raw_lines, base + 1):
             if len(raw) > self._limit:
-                self._end_oversized(len(raw))
+                self.sink.oversized(len(raw), number)
+                lines.append("")
                 continue
             try:
-                line = raw.decode("utf-8")
+                lines.append(raw.decode("utf-8"))
             except UnicodeDecodeError:
-                line = raw.decode("utf-8", "replace")
-                self.sink.invalid_text(self.line_number + 1)
-            self.read_line(line)
+                lines.append(raw.decode("utf-8", "replace"))
+                self.sink.invalid_text(number)
+        self._read_text("\n" + "\n".join(lines))
 
-    # -- lines --------------------------------------------------------------------------
+    # -- text ---------------------------------------------------------------------------
 
     def read_line(self, line: str) -> None:
         """Recognise and read one line (without its newline)."""
-        self.line_number += 1
+        self._read_text("\n" + line)
+
+    def _read_text(self, text: str) -> None:
+        """Read complete lines, each after a newline (``text`` starts with one). Positions
+        below are those of the newline before a line."""
+        self._text, self._base = text, self.line_number
+        self._counted = (0, self._base + 1)
+        self.line_number += 1  # the first line's number, for sinks that ask while it is read
+        position = 0
+        while position < len(text):
+            if self._open is not None:
+                position = self._continue_open(text, position)
+                continue
+            shape = None if self._json_only else run_shape_at(text, position)
+            if shape is None:
+                position = self._read_other(text, position)
+                text = self._text  # without the NULs a crash left at the start of a line
+                continue
+            self._reject_next_xml = False  # another record: a document with a DTD has ended
+            found = RUN_END[shape.name].search(text, position + 1)
+            stop = found.start() if found is not None else len(text)
+            self._read_run(text, position, stop, shape)
+            position = stop
+        self.line_number = self._base + text.count("\n")
+
+    def _line_at(self, newline: int) -> int:
+        """The number of the line after the newline at ``newline`` of the text being read
+        (counted on from the last position asked for: positions mostly grow)."""
+        position, line = self._counted
+        if newline >= position:
+            line += self._text.count("\n", position + 1, newline + 1)
+        else:
+            line = self._base + self._text.count("\n", 0, newline + 1)
+        self._counted = (newline, line)
+        return line
+
+    def _read_run(self, text: str, start: int, stop: int, shape: RunShape) -> None:
+        """Lines ``start``..``stop`` (newline positions), all of one syslog shape: candidates
+        are read, the others counted as read."""
+        lines = text.count("\n", start, stop)
+        if self._sshd_scan:
+            read = self._read_sshd_candidates(text, start, stop, shape)
+        elif self._term:
+            read = self._read_term_candidates(text, start, stop)
+        else:
+            read = lines
+            position = start
+            while position < stop:
+                line_end = text.find("\n", position + 1, stop)
+                line_end = stop if line_end < 0 else line_end
+                self._read_syslog_line(text[position + 1:line_end], position)
+                position = line_end
+        if lines > read:
+            self.recognised[shape.kind] = self.recognised.get(shape.kind, 0) + lines - read
+
+    def _read_sshd_candidates(self, text: str, start: int, stop: int, shape: RunShape) -> int:
+        """Interest(sshd=True): the scan's matches, the fast forms read from the match itself."""
+        scan = SSHD_SCANS[shape.name]
+        fast, message_group = scan.fast, scan.message_group
+        seconds, addresses = self._seconds, self._addresses
+        recognised, sink = self.recognised, self.sink
+        kind, priority, candidates = shape.kind, shape.has_priority, 0
+        for match in scan.pattern.finditer(text, start, stop):
+            candidates += 1
+            form = fast.get(match.lastindex)
+            if form is None:
+                line_end = text.find("\n", match.end())
+                self._read_syslog_line(text[match.start() + 1:line_end if line_end >= 0 else len(text)], match.start())
+                continue
+            groups = match.groups()
+            stamp = groups[1 if priority else 0]
+            when = seconds.get(stamp, -1.0)
+            if when == -1.0:
+                when = self._timestamp(stamp, kind)
+            try:
+                if when is None:
+                    raise MalformedRecord("syslog", f"timestamp {stamp!r} is not a date")
+                facility = _facility(groups[0]) if priority else self._facility
+            except MalformedRecord as problem:
+                sink.malformed(problem.kind, problem.reason, self._line_at(match.start()))
+                continue
+            message_end = match.end()
+            if text[message_end - 1] == "\r":  # a CRLF line: the reader drops one "\r"
+                message_end -= 1
+            message = text[match.start(message_group):message_end]
+            reading = None
+            if len(message) <= MAX_MESSAGE_LENGTH:
+                slot = groups[form.addr_group - 1]
+                address = addresses.get(slot)
+                if address is None:
+                    address = self._canonical(slot)
+                template = form.template
+                user = groups[form.user_group - 1] or "" if form.user_group else ""
+                reading = SshdMessage(template.name, template.counts and address != "", address, user, 1, False)
+            program = groups[3 if priority else 2]
+            event = syslog_event(when, kind, groups[2 if priority else 1] or "", program,
+                                 groups[4 if priority else 3] or "", facility, message, program, reading)
+            recognised[kind] = recognised.get(kind, 0) + 1
+            self.line_number = self._line_at(match.start())
+            sink.event(event)
+        return candidates
+
+    def _timestamp(self, stamp: str, kind: str) -> Optional[float]:
+        """Epoch seconds of a syslog timestamp, remembered per text (RFC 3164: by the clock)."""
+        if kind == RFC3164_KIND:
+            when = self._clock(stamp if stamp[5] != " " else f"{stamp[:4]} {stamp[4:]}")
+        else:
+            when = parse_iso8601(stamp)
+        if len(self._seconds) >= _CACHE_LIMIT:
+            self._seconds.clear()
+        if kind != RFC3164_KIND:  # the RFC 3164 clock keeps its own cache, renewed hourly (year rule)
+            self._seconds[stamp] = when
+        return when
+
+    def _canonical(self, text: str) -> str:
+        address = canonical_ip(text) or ""
+        if len(self._addresses) >= _CACHE_LIMIT:
+            self._addresses.clear()
+        self._addresses[text] = address
+        return address
+
+    def _read_term_candidates(self, text: str, start: int, stop: int) -> int:
+        """Interest(term=...): each line holding the term in any case is parsed; lower-cased
+        copies serve ASCII text (where lower() keeps every position)."""
+        term, candidates = self._term, 0
+        if text.isascii():
+            lowered = text[start:stop].lower()
+            found = lowered.find(term)
+            while found >= 0:
+                line_start = text.rfind("\n", start, start + found + 1)
+                line_end = text.find("\n", start + found, stop)
+                line_end = stop if line_end < 0 else line_end
+                candidates += 1
+                self._read_syslog_line(text[line_start + 1:line_end], line_start)
+                found = lowered.find(term, line_end - start)
+            return candidates
+        position = start
+        while True:
+            match = self._term_regex.search(text, position, stop)
+            if match is None:
+                return candidates
+            line_start = text.rfind("\n", start, match.start() + 1)
+            line_end = text.find("\n", match.end(), stop)
+            line_end = stop if line_end < 0 else line_end
+            candidates += 1
+            self._read_syslog_line(text[line_start + 1:line_end], line_start)
+            position = line_end
+
+    def _read_syslog_line(self, line: str, newline: int) -> None:
+        """One line tried as syslog, whole."""
         if line[-1:] == "\r":
             line = line[:-1]
-        if line[:1] in _SYSLOG_FIRST and not (self._xml or self._in_dtd or self._in_comment or self._json_only):
-            self._reject_next_xml = False  # another record: a document with a DTD has ended
-            interest = self._interest
-            if interest is not None:
-                text = line.lower() if interest.fold_case else line
-                for needle in interest.needles:
-                    if needle in text:
-                        break
-                else:
-                    kind = _timestamp_kind(line)
-                    if kind is not None:
-                        self.recognised[kind] = self.recognised.get(kind, 0) + 1
-                        return
-            self._read_syslog(line)
-            return
-        self._read_other(line)
-
-    def _read_other(self, line: str) -> None:
-        """Everything but a plain syslog line: open XML, JSON, priority, blank, unknown."""
-        if self._xml:
-            self._continue_xml(line)
-            return
-        if self._in_dtd:
-            end = line.find("]>")
-            self._in_dtd = end < 0
-            if end >= 0:
-                self._open_xml(line[end + 2:])  # ]><Event ...>: the document's event follows
-            return
-        if self._in_comment:
-            self._in_comment = "-->" not in line
-            return
-        first = line[:1]
-        if first == "\x00" and line.strip("\x00"):  # after a crash NULs run into the next line: read it
-            line = line.lstrip("\x00")
-            first = line[:1]
-        if first == "{":
-            self._reject_next_xml = False  # another record: a document with a DTD has ended
-            self._read_json(line)
-        elif not line.strip():
-            return
-        elif self._json_only:
-            self.sink.malformed("json", "not a JSON object", self.line_number)
-        elif first == "<" and (line.startswith(_XML_STARTS) or _PREFIXED_XML_START.match(line)):
-            self._start_xml(line)
-        elif first in (" ", "\t") and line.lstrip().startswith(_XML_STARTS):
-            self._start_xml(line.lstrip())
-        else:
-            self._reject_next_xml = False
-            self._read_syslog(line)
-
-    def _read_syslog(self, line: str) -> None:
+        self.line_number = self._line_at(newline)
         try:
             event = parse_syslog(line, self._facility, self._clock)
         except MalformedRecord as problem:
@@ -243,15 +343,137 @@ class LineReader:
             self._count(event.kind)
             self.sink.event(event)
 
+    def _read_other(self, text: str, newline: int) -> int:
+        """The line after ``newline``, not of a syslog run shape: JSON, XML, blank, or anything
+        else tried as syslog. Returns the position of the newline where reading goes on."""
+        start = newline + 1
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end < 0 else line_end
+        first = text[start:start + 1]
+        if first == "\x00":
+            line = text[start:line_end].lstrip("\x00")
+            if line.strip():  # after a crash NULs run into the next line: read it without them
+                self._text = text = text[:start] + line + text[line_end:]
+                line_end = start + len(line)
+                first = line[:1]
+        if first == "{":
+            self._reject_next_xml = False  # another record: a document with a DTD has ended
+            line = text[start:line_end]
+            self._read_json(line[:-1] if line[-1:] == "\r" else line, newline)
+            return line_end
+        if first in ("", "\r") or not text[start:line_end].strip():
+            return line_end
+        if self._json_only:
+            self.sink.malformed("json", "not a JSON object", self._line_at(newline))
+            return line_end
+        at = start
+        if first in (" ", "\t"):
+            while text[at] in (" ", "\t"):
+                at += 1
+        if text.startswith(_XML_STARTS, at) or (text[at] == "<" and _PREFIXED_XML_START.match(text, at)):
+            return self._read_xml(text, at)
+        self._reject_next_xml = False
+        self._read_syslog_line(text[start:line_end], newline)
+        return line_end
+
     def _count(self, kind: str) -> None:
         self.recognised[kind] = self.recognised.get(kind, 0) + 1
 
-    def _read_json(self, text: str) -> None:
+    # -- Windows XML --------------------------------------------------------------------
+
+    def _read_xml(self, text: str, at: int) -> int:
+        """XML from ``at`` (a ``<``) on: a declaration, a comment, a DTD (refused, and the
+        event of its document with it), an event; text outside events is skipped."""
+        line_end = text.find("\n", at)
+        line_end = len(text) if line_end < 0 else line_end
+        if text.startswith("<?xml", at):
+            declaration_end = text.find("?>", at, line_end)
+            if declaration_end < 0:
+                return line_end
+            at = declaration_end + 2
+            while at < line_end and text[at] in (" ", "\t", "\r"):
+                at += 1
+            if at == line_end:
+                return line_end
+        if text.startswith("<!--", at):
+            self._open = _OpenXml("comment", "-->")
+            return self._continue_open(text, at + 4)
+        if text.startswith("<!", at):  # <!DOCTYPE ...> or <!ENTITY ...>: never read, never expanded
+            self._reject_next_xml = True
+            self.sink.malformed(XML_KIND, "document declares a DTD or entities; refused", self._line_at(text.rfind("\n", 0, at)))
+            self._open = _OpenXml("DTD", "]>" if "[" in text[at:line_end] else ">")
+            return self._continue_open(text, at + 2)
+        start = _EVENT_START.search(text, at, line_end + 1)
+        if start is None:
+            return line_end
+        self._open = _OpenXml("event", f"</{start.group(1) or ''}Event>")
+        return self._continue_open(text, start.start())
+
+    def _continue_open(self, text: str, position: int) -> int:
+        """Go on with the open XML construct from ``position``: it ends at its closing text,
+        or, with a notice, before a line that begins a new record. An event whose text passes
+        the size limit is reported once (at the line where it does) and skipped to its end.
+        Returns where reading goes on: the newline before the next line to read, or the end of
+        the text while the construct is still open."""
+        construct = self._open
+        close = text.find(construct.closing, position)
+        new_record = NEW_RECORD.search(text, position, close if close >= 0 else len(text))
+        end = new_record.start() if new_record is not None else close + len(construct.closing) if close >= 0 else len(text)
+        if construct.parts is not None and construct.what == "event":
+            if construct.size + end - position > self._limit:
+                crossing = text.find("\n", position + self._limit - construct.size)
+                crossing = end if crossing < 0 or crossing > end else crossing
+                self.sink.oversized(construct.size + crossing - position, self._line_at(text.rfind("\n", 0, crossing)))
+                construct.parts = None  # skipped to its end from now on
+            else:
+                construct.parts.append(text[position:end])
+                construct.size += end - position
+        if new_record is not None:
+            self._open = None
+            if construct.parts is not None:
+                self.sink.malformed(XML_KIND, f"an XML {construct.what} without its end, followed by a new record",
+                                    self._line_at(new_record.start()))
+            return new_record.start()
+        if close < 0:
+            return len(text)
+        self._open = None
+        if construct.parts is not None and construct.what == "event":
+            self._read_xml_event("".join(construct.parts), text.rfind("\n", 0, close))
+        line_end = text.find("\n", end)
+        line_end = len(text) if line_end < 0 else line_end
+        rest = end
+        while rest < line_end and text[rest] in (" ", "\t", "\r"):
+            rest += 1
+        if rest < line_end and text[rest] == "<":
+            return self._read_xml(text, rest)  # ]><Event ...>, </Event><Event ...>
+        return line_end
+
+    def _read_xml_event(self, text: str, newline: int) -> None:
+        self.line_number = self._line_at(newline)
+        if self._reject_next_xml:
+            self._reject_next_xml = False
+            self.sink.malformed(XML_KIND, "event of a document that declares a DTD; refused", self._line_at(newline))
+            return
+        try:
+            event = parse_event_xml(text)
+        except MalformedRecord as problem:
+            self.sink.malformed(problem.kind, problem.reason, self._line_at(newline))
+            return
+        if event is None:
+            self.sink.ignored(XML_KIND, "not a 4625")
+        else:
+            self._count(XML_KIND)
+            self.sink.event(event)
+
+    # -- JSON and decoded records -------------------------------------------------------
+
+    def _read_json(self, text: str, newline: int) -> None:
         try:
             record = self._decode_renamed(text) if self._renames else self._decode_json(text)
         except (msgspec.DecodeError, RecursionError) as error:  # ValidationError is a DecodeError
-            self.sink.malformed("json", short_reason(error), self.line_number)
+            self.sink.malformed("json", short_reason(error), self._line_at(newline))
             return
+        self.line_number = self._line_at(newline)
         self.read_record(record)
 
     def _decode_renamed(self, text: str) -> Record:
@@ -316,94 +538,6 @@ class LineReader:
             return False
         events.append(event)
         return True
-
-    # -- Windows XML --------------------------------------------------------------------
-
-    def _start_xml(self, line: str) -> None:
-        if line.startswith("<?xml"):  # <?xml ...?><!DOCTYPE ...>: a DTD on the declaration's line
-            rest = line[line.find("?>") + 2:].lstrip() if "?>" in line else ""
-            if rest.startswith("<!") and not rest.startswith("<!--"):
-                line = rest
-        if line.startswith("<!--"):
-            self._in_comment = "-->" not in line
-            return
-        if line.startswith("<!"):  # <!DOCTYPE ...> or <!ENTITY ...>: never read, never expanded
-            self._reject_next_xml = True
-            self.sink.malformed(XML_KIND, "document declares a DTD or entities; refused", self.line_number)
-            subset = "[" in line
-            end = line.find("]>" if subset else ">")
-            self._in_dtd = subset and end < 0
-            if end >= 0:
-                self._open_xml(line[end + (2 if subset else 1):])  # <!DOCTYPE ...><Event ...>: refused too
-            return
-        self._open_xml(line)
-
-    def _open_xml(self, text: str) -> None:
-        if text[6:7] in (" ", ">") and text.startswith("<Event") and text.find("</Event>") == len(text) - 8:
-            self._read_xml_event(text)  # one whole event on its line: what wevtutil prints
-            return
-        if _EVENT_START.search(text) is None:
-            return
-        self._xml = [text]
-        self._xml_size = len(text)
-        self._close_xml_events()
-
-    def _continue_xml(self, line: str) -> None:
-        self._xml_size += len(line) + 1
-        if self._xml_size > self._limit:
-            self._xml = []
-            self._reject_next_xml = False  # the document's event is dropped with it
-            self.sink.oversized(self._xml_size, self.line_number)
-            return
-        if "Event" in line and _EVENT_START.match(line.lstrip()):  # an event never holds an event
-            self._xml = []
-            self.sink.malformed(XML_KIND, "an <Event> without its </Event>, followed by another",
-                                self.line_number)
-            self._start_xml(line.lstrip())
-            return
-        self._xml.append(line)
-        if self._closing in line:  # only the new line can close it: no rescan of the open text
-            self._close_xml_events()
-
-    def _close_xml_events(self) -> None:
-        """Read every complete event in the open text; keep an unfinished one open. Text outside
-        events (an XML declaration, an <Events> root) is skipped."""
-        text = "\n".join(self._xml) if len(self._xml) > 1 else self._xml[0]
-        position = 0
-        while True:
-            start = _EVENT_START.search(text, position)
-            if start is None:
-                self._xml = []
-                return
-            closing = f"</{start.group(1) or ''}Event>"
-            end = text.find(closing, start.end())
-            if end < 0:
-                self._xml = [text[start.start():]]
-                self._xml_size = len(self._xml[0])
-                self._closing = closing
-                return
-            position = end + len(closing)
-            self._read_xml_event(text[start.start():position])
-
-    def _read_xml_event(self, text: str) -> None:
-        if self._reject_next_xml:
-            self._reject_next_xml = False
-            self.sink.malformed(XML_KIND, "event of a document that declares a DTD; refused", self.line_number)
-            return
-        try:
-            event = parse_event_xml(text)
-        except MalformedRecord as problem:
-            self.sink.malformed(problem.kind, problem.reason, self.line_number)
-            return
-        except (ValueError, OverflowError) as error:  # a "number" int() refuses (5000 digits, "²")
-            self.sink.malformed(XML_KIND, short_reason(error), self.line_number)
-            return
-        if event is None:
-            self.sink.ignored(XML_KIND, "not a 4625")
-        else:
-            self._count(XML_KIND)
-            self.sink.event(event)
-
 
 
 def _describe(record: Record) -> str:

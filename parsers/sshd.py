@@ -14,28 +14,30 @@ every message through ``strnvis()``, so the body holds no control characters or 
 A message can still have two readings when an opaque span sits on each side of the address
 slot (``Failed publickey for <user> from A port N ssh2: <info>``): the slot may follow any
 occurrence of the marker (`` from ``) that leaves a valid reading. Such a message is
-``ambiguous`` and never counts. Where the text after the slot is fixed and anchored to the end
+``ambiguous`` and never counts, whatever the readings put in the slot (sshd writes
+``UNKNOWN`` there when it is not on a socket). Where the text after the slot is fixed and anchored to the end
 (``Invalid user <user> from A port N``) the tail cannot contain its own marker, so there is
 only one reading whatever the username holds, and one regex finds it. The all-readings check
-(one head and one tail regex per occurrence of the marker) runs only for a form whose tail
-holds client text, and only when the marker occurs more than once.
+(one head and one tail regex per occurrence of the marker, each costing only its fixed text,
+so linear in the body) runs only for a form whose tail holds client text, and only when the
+marker occurs more than once.
 """
 
 import re
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from parsers.address import canonical_ip
 
 # sshd formats a message into a 1024-byte buffer (log.c MSGBUFSIZ, so at most 1023 characters,
 # " [preauth]" included) and hands syslog() at most 500 of them; rsyslog's repeat wrapper adds
-# at most 40. A longer body is not sshd's, and refusing it bounds the all-readings check,
-# whose cost grows with the square of the body's length.
+# at most 40. A longer body is not sshd's, and refusing it bounds the cost of any line.
 MAX_MESSAGE_LENGTH = 1100
 
+# The programs sshd logs under: the listener, and since OpenSSH 9.8 / 10 the per-connection
+# session and authentication processes.
+SSHD_PROGRAMS = frozenset(("sshd", "sshd-session", "sshd-auth"))
 PREAUTH = " [preauth]"  # appended by the monitor to what the pre-authentication child logged
 LEVELS = frozenset(("error:", "fatal:"))  # log.c prefixes messages logged at these levels
-SLOT_IP = "ip"  # sshd writes ssh_remote_ipaddr(): always an address ("UNKNOWN" off a socket)
-SLOT_HOST = "host"  # sshd writes the canonical hostname: a DNS name under "UseDNS yes"
 
 
 class SshdMessage(NamedTuple):
@@ -72,7 +74,6 @@ class Template(NamedTuple):
 
     name: str
     counts: bool  # a failed logon the profile counts (without " [preauth]")
-    slot: str  # SLOT_IP, SLOT_HOST, or '' for a message without an address
     forms: Tuple[Form, ...]
     example: str  # a real body, checked against the forms when the module loads
 
@@ -96,16 +97,24 @@ def _literal_prefix(regex: str) -> str:
 def _form(head: str, tail: str = "", tail_opaque: bool = False) -> Form:
     """Compile one wording: ``head`` alone when the slot is reached through fixed text only,
     else ``head`` up to the marker and ``tail`` from it; the marker is the fixed text ``tail``
-    starts with, and the key is the first word of ``head``."""
+    starts with, and the key is the first word of ``head``.
+
+    Opaque spans are compiled greedy and DOTALL: ``.*`` then jumps to the end of the text in
+    one step and backs off to the fixed text that follows, where a lazy ``.*?`` would creep
+    forward through the span trying the tail at every occurrence of its marker. Each split of
+    the all-readings check then costs its fixed text only, which keeps that check linear in
+    the body. Where a form has one reading, greedy and lazy find the same one; bodies never
+    hold a newline (read_sshd_message refuses them), so DOTALL changes nothing else."""
     key, space, _ = _literal_prefix(head).partition(" ")
     marker = _literal_prefix(tail)
     if not space or (tail and not marker.strip()):
         raise ValueError(f"form {head!r} {tail!r}: no fixed first word or no fixed marker")
-    whole = re.compile(head + tail, re.ASCII)
+    head = head.replace(".*?", ".*")  # greedy: with a fixed, anchored tail the split is the same
+    whole = re.compile(head + tail, re.ASCII | re.DOTALL)
     has_addr, has_user = "addr" in whole.groupindex, "user" in whole.groupindex
     if not tail:
         return Form(key, whole, None, None, "", False, has_addr, has_user)
-    split = re.compile(head, re.ASCII), re.compile(tail, re.ASCII)
+    split = re.compile(head, re.ASCII | re.DOTALL), re.compile(tail, re.ASCII | re.DOTALL)
     return Form(key, whole, split[0], split[1], marker, tail_opaque, has_addr, has_user)
 
 
@@ -119,7 +128,7 @@ def _form(head: str, tail: str = "", tail_opaque: bool = False) -> Form:
 # serverloop.c.
 TEMPLATES: Tuple[Template, ...] = (
     # --- failures the hardened profile counts -------------------------------------------------
-    Template("failed-auth", True, SLOT_IP, (
+    Template("failed-auth", True, (
         # password, none, keyboard-interactive and challenge-response never carry method info,
         # so the text after the slot is fixed: a username cannot make these lines ambiguous.
         _form(r"Failed (?:password|none|keyboard-interactive(?:/[a-z]+)?|challenge-response) for (?:(?:invalid|illegal) user )?(?P<user>.*?)",
@@ -129,169 +138,167 @@ TEMPLATES: Tuple[Template, ...] = (
         _form(r"Failed (?:publickey|hostbased|gssapi-with-mic|gssapi-keyex|rsa|rhosts-rsa) for (?:(?:invalid|illegal) user )?(?P<user>.*?)",
               r" from (?P<addr>\S+) port [0-9]+(?: ssh[12])?(?:: .*)?", tail_opaque=True),
     ), "Failed password for invalid user admin from 203.0.113.5 port 52211 ssh2"),
-    Template("invalid-user", True, SLOT_IP, (
+    Template("invalid-user", True, (
         # " port N" since OpenSSH 7.4; "Illegal user" before 3.9.
         _form(r"Invalid user (?P<user>.*?)", r" from (?P<addr>\S+)(?: port [0-9]+)?"),
         _form(r"Illegal user (?P<user>.*?)", r" from (?P<addr>\S+)(?: port [0-9]+)?"),
     ), "Invalid user test from 198.51.100.7 port 40022"),
-    Template("user-not-allowed", True, SLOT_HOST, (
+    Template("user-not-allowed", True, (
         # AllowUsers/DenyUsers/AllowGroups/DenyGroups; the slot is a hostname under UseDNS yes.
         _form(r"User (?P<user>.*?)", r" from (?P<addr>\S+) not allowed because (?:listed in DenyUsers|not listed in AllowUsers|not in any group"
               r"|a group is listed in DenyGroups|none of user's groups are listed in AllowGroups)"),
     ), "User root from 198.51.100.7 not allowed because not listed in AllowUsers"),
-    Template("no-identification", True, SLOT_IP, (
+    Template("no-identification", True, (
         # sshd.c before OpenSSH 8.0 (" port N" since 7.4 or so).
         _form(r"Did not receive identification string from (?P<addr>\S+)(?: port [0-9]+)?"),
     ), "Did not receive identification string from 203.0.113.5 port 35836"),
-    Template("bad-protocol-version", True, SLOT_IP, (
+    Template("bad-protocol-version", True, (
         # sshd.c before OpenSSH 8.0; the quoted identification string is the client's.
         _form(r"Bad protocol version identification '.*?'", r" from (?P<addr>\S+)(?: port [0-9]+)?"),
     ), "Bad protocol version identification 'GET / HTTP/1.1' from 203.0.113.5 port 31778"),
-    Template("banner-exchange", True, SLOT_IP, (
+    Template("banner-exchange", True, (
         # OpenSSH 8.0+: kex_exchange_identification() failed, sshpkt_fatal(ssh, r, "banner exchange").
         _form(r"banner exchange: Connection from (?P<addr>\S+) port [0-9]+: .*"),
     ), "banner exchange: Connection from 203.0.113.5 port 34388: invalid format"),
-    Template("pam-auth-failure", True, SLOT_HOST, (
+    Template("pam-auth-failure", True, (
         # auth-pam.c sshpam_query() (UsePAM yes, keyboard-interactive); some builds say "invalid".
-        _form(r"PAM: [A-Z][^:]*? for (?:(?:illegal|invalid) user )?(?P<user>.*?)", r" from (?P<addr>\S+)"),
+        # macOS writes "PAM: authentication error for U from H via L" (L: the local host).
+        _form(r"PAM: [A-Za-z][^:]*? for (?:(?:illegal|invalid) user )?(?P<user>.*?)", r" from (?P<addr>\S+)(?: via \S+)?"),
     ), "PAM: Authentication failure for illegal user admin from 203.0.113.5"),
-    Template("root-login-refused", True, SLOT_IP, (
+    Template("root-login-refused", True, (
         # PermitRootLogin no / prohibit-password; " port N" since OpenSSH 6.x.
         _form(r"ROOT LOGIN REFUSED FROM (?P<addr>\S+)(?: port [0-9]+)?"),
     ), "ROOT LOGIN REFUSED FROM 203.0.113.5 port 22154"),
     # --- recognised, not counted --------------------------------------------------------------
-    Template("accepted-auth", False, SLOT_IP, (
+    Template("accepted-auth", False, (
         _form(r"Accepted [a-z0-9/-]+ for (?P<user>.*?)", r" from (?P<addr>\S+) port [0-9]+(?: ssh[12])?(?:: .*)?", tail_opaque=True),
     ), "Accepted publickey for alice from 198.51.100.7 port 56296 ssh2: ED25519 SHA256:1M4RzhMyWuFS/86uPY/ce2prh/dVTHW7iD2RhpquOZA"),
-    Template("partial-auth", False, SLOT_IP, (
+    Template("partial-auth", False, (
         # One method of AuthenticationMethods "a,b" succeeded; another is still required.
         _form(r"Partial [a-z0-9/-]+ for (?P<user>.*?)", r" from (?P<addr>\S+) port [0-9]+(?: ssh[12])?(?:: .*)?", tail_opaque=True),
     ), "Partial publickey for alice from 198.51.100.7 port 56296 ssh2: ED25519 SHA256:1M4RzhMyWuFS/86uPY/ce2prh/dVTHW7iD2RhpquOZA"),
-    Template("postponed-auth", False, SLOT_IP, (
+    Template("postponed-auth", False, (
         # Logged by the pre-authentication child, so normally with " [preauth]".
         _form(r"Postponed [a-z0-9/-]+ for (?:(?:invalid|illegal) user )?(?P<user>.*?)", r" from (?P<addr>\S+) port [0-9]+(?: ssh[12])?(?:: .*)?", tail_opaque=True),
     ), "Postponed keyboard-interactive for root from 198.51.100.7 port 57904 ssh2 [preauth]"),
-    Template("max-auth-attempts", False, SLOT_IP, (
+    Template("max-auth-attempts", False, (
         # OpenSSH 6.8+, at level error, from the pre-authentication child.
         _form(r"maximum authentication attempts exceeded for (?:(?:invalid|illegal) user )?(?P<user>.*?)", r" from (?P<addr>\S+) port [0-9]+ ssh[12]"),
     ), "maximum authentication attempts exceeded for root from 203.0.113.5 port 49940 ssh2 [preauth]"),
-    Template("connection-from", False, SLOT_IP, (
+    Template("connection-from", False, (
         # LogLevel VERBOSE; " on B port M" since OpenSSH 7.x, " rdomain" since 7.6.
         _form(r'Connection from (?P<addr>\S+)(?: port [0-9]+(?: on \S+ port [0-9]+(?: rdomain "[^"]*")?)?)?'),
     ), "Connection from 203.0.113.5 port 39678 on 192.0.2.9 port 22"),
-    Template("connection-closed", False, SLOT_IP, (
+    Template("connection-closed", False, (
         _form(r"Connection closed by (?:(?:authenticating |invalid )?user (?P<user>.*?) )?(?P<addr>\S+)", r" port [0-9]+"),
         _form(r"Connection closed by (?P<addr>\S+)"),  # before OpenSSH 7.0: no port
     ), "Connection closed by authenticating user root 203.0.113.5 port 45362 [preauth]"),
-    Template("connection-reset", False, SLOT_IP, (
+    Template("connection-reset", False, (
         _form(r"Connection reset by (?:(?:authenticating |invalid )?user (?P<user>.*?) )?(?P<addr>\S+)", r" port [0-9]+"),
     ), "Connection reset by invalid user admin 203.0.113.5 port 49115 [preauth]"),
-    Template("disconnected", False, SLOT_IP, (
+    Template("disconnected", False, (
         _form(r"Disconnected from (?:(?:authenticating |invalid )?user (?P<user>.*?) )?(?P<addr>\S+)", r" port [0-9]+"),
     ), "Disconnected from invalid user ftp 203.0.113.5 port 26138 [preauth]"),
-    Template("received-disconnect", False, SLOT_IP, (
+    Template("received-disconnect", False, (
         # The reason after the code is the client's; at level error unless the code is 11.
         _form(r"Received disconnect from (?P<addr>\S+) port [0-9]+:[0-9]+: .*"),
         _form(r"Received disconnect from (?P<addr>\S+): [0-9]+: .*"),  # before OpenSSH 7.4
     ), "Received disconnect from 203.0.113.5 port 59366:11: Bye Bye [preauth]"),
-    Template("disconnecting", False, SLOT_IP, (
+    Template("disconnecting", False, (
         # ssh_packet_disconnect(); the reason may quote usernames ("Change of username ...").
         _form(r"Disconnecting (?:(?:authenticating |invalid )?user (?P<user>.*?) )?(?P<addr>\S+)", r" port [0-9]+: .*", tail_opaque=True),
         _form(r"Disconnecting: .*"),  # before OpenSSH 7.5: no connection id
     ), "Disconnecting invalid user admin 203.0.113.5 port 44004: Too many authentication failures [preauth]"),
-    Template("pam-unix-auth-failure", False, SLOT_HOST, (
+    Template("pam-unix-auth-failure", False, (
         # pam_unix (Linux-PAM) logs through sshd's syslog ident; rhost is PAM_RHOST (a
         # hostname under UseDNS yes), "  user=" only when the user is known. Not counted: the
         # same attempt also gives "Failed password".
         _form(r"pam_unix\(sshd:auth\): authentication failure; logname=\S* uid=[0-9]+ euid=[0-9]+ tty=\S* ruser=.*?",
               r" rhost=(?P<addr>\S*)(?: {1,2}user=(?P<user>.*)| )?", tail_opaque=True),
     ), "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5  user=root"),
-    Template("pam-more-failures", False, SLOT_HOST, (
+    Template("pam-more-failures", False, (
         # pam_unix when PAM ends after several failures in one connection.
         _form(r"PAM [0-9]+ more authentication failures?; logname=\S* uid=[0-9]+ euid=[0-9]+ tty=\S* ruser=.*?",
               r" rhost=(?P<addr>\S*)(?: {1,2}user=(?P<user>.*)| )?", tail_opaque=True),
     ), "PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5  user=root"),
-    Template("auth-timeout", False, SLOT_IP, (
+    Template("auth-timeout", False, (
         # LoginGraceTime: "fatal: ..." from sshd before 9.8 (" port N" since 7.x) ...
         _form(r"Timeout before authentication for (?P<addr>\S+)(?: port [0-9]+)?"),
         # ... and from the listener since 9.8.
         _form(r"Timeout before authentication for connection from (?P<addr>[^\s,]+)(?: to [^\s,]+)?, pid = [0-9]+(?: \(early\))?"),
     ), "Timeout before authentication for 203.0.113.5 port 47056"),
-    Template("unable-to-negotiate", False, SLOT_IP, (
+    Template("unable-to-negotiate", False, (
         _form(r"Unable to negotiate with (?P<addr>\S+) port [0-9]+: .*"),
     ), "Unable to negotiate with 203.0.113.5 port 45626: no matching key exchange method found. Their offer: diffie-hellman-group1-sha1 [preauth]"),
-    Template("close-session", False, SLOT_IP, (
+    Template("close-session", False, (
         # session.c, LogLevel VERBOSE.
         _form(r"Close session: user (?P<user>.*?)", r" from (?P<addr>\S+) port [0-9]+ id [0-9]+"),
     ), "Close session: user ansible from 198.51.100.7 port 34928 id 0"),
-    Template("start-session", False, SLOT_IP, (
+    Template("start-session", False, (
         # session.c, LogLevel VERBOSE: "shell on pts/0", "command", "subsystem 'sftp'", ...;
         # the user is the authenticated account.
         _form(r"Starting session: .* for (?P<user>\S+)", r" from (?P<addr>\S+) port [0-9]+ id [0-9]+"),
     ), "Starting session: shell on pts/0 for ansible from 198.51.100.7 port 34928 id 0"),
-    Template("drop-connection", False, SLOT_IP, (
+    Template("drop-connection", False, (
         # MaxStartups / PerSourceMaxStartups (8.5+) / PerSourcePenalties (9.8+), in the listener.
         _form(r"drop connection #[0-9]+ from \[(?P<addr>[^\]]*)\]:[0-9]+ on \[[^\]]*\]:[0-9]+ .*"),
     ), "drop connection #10 from [203.0.113.5]:51344 on [192.0.2.9]:22 past MaxStartups"),
-    Template("client-timeout", False, SLOT_IP, (
+    Template("client-timeout", False, (
         # ClientAliveInterval/ClientAliveCountMax, after authentication.
         _form(r"Timeout, client not responding from (?:(?:authenticating |invalid )?user (?P<user>.*?) )?(?P<addr>\S+)",
               r" port [0-9]+"),
         _form(r"Timeout, client not responding\."),  # before OpenSSH 7.5
     ), "Timeout, client not responding from user alice 198.51.100.7 port 46488"),
-    Template("refused-connect", False, SLOT_IP, (
+    Template("refused-connect", False, (
         # TCP wrappers (libwrap, distribution builds); the part before the address can hold
         # an ident (RFC 931) username.
         _form(r"refused connect from .*?", r" \((?P<addr>[^()\s]+)\)"),
         _form(r"refused connect from (?P<addr>\S+)"),
     ), "refused connect from host.example.com (203.0.113.5)"),
-    Template("dispatch-fatal", False, SLOT_IP, (
+    Template("dispatch-fatal", False, (
         # A fatal protocol error after key exchange (MAC failure, bad packet, ...).
         _form(r"ssh_dispatch_run_fatal: Connection from (?:(?:authenticating |invalid )?user (?P<user>.*?) )?(?P<addr>\S+)",
               r" port [0-9]+: .*", tail_opaque=True),
     ), "ssh_dispatch_run_fatal: Connection from 203.0.113.5 port 48680: message authentication code incorrect [preauth]"),
-    Template("read-error", False, SLOT_IP, (
+    Template("read-error", False, (
         _form(r"Read error from remote host (?P<addr>\S+) port [0-9]+: .*"),  # serverloop.c, VERBOSE
         _form(r"Read from socket failed: .*"),  # packet.c before OpenSSH 6.8
     ), "Read error from remote host 198.51.100.7 port 52122: Connection reset by peer"),
-    Template("dns-check-failed", False, SLOT_IP, (
+    Template("dns-check-failed", False, (
         # canohost.c under UseDNS yes; "POSSIBLE BREAK-IN ATTEMPT!" until OpenSSH 7.x.
         _form(r"reverse mapping checking getaddrinfo for .*?", r" \[(?P<addr>[^\]\s]*)\] failed(?:\.| - POSSIBLE BREAK-IN ATTEMPT!)"),
         _form(r"Address (?P<addr>\S+) maps to .*, but this does not map back to the address(?:\.| - POSSIBLE BREAK-IN ATTEMPT!?)"),
     ), "reverse mapping checking getaddrinfo for host.example.com [203.0.113.5] failed."),
-    Template("kex-identification", False, "", (
+    Template("kex-identification", False, (
         # kex.c kex_exchange_identification(), OpenSSH 8.0+; the quoted line is the client's.
         _form(r"kex_exchange_identification: .*"),
     ), 'kex_exchange_identification: client sent invalid protocol identifier "GET / HTTP/1.1"'),
-    Template("bad-remote-version", False, "", (
+    Template("bad-remote-version", False, (
         _form(r"Bad remote protocol version identification: '.*'"),
     ), "Bad remote protocol version identification: 'SSH-2.0'"),
-    Template("user-refused", False, "", (
+    Template("user-refused", False, (
         # allowed_user() and session.c on an existing account: locked, no shell, /etc/nologin.
         _form(r"User (?P<user>\S+) not allowed because (?:account is locked|shell .* does not exist|shell .* is not executable|\S+ exists)"),
     ), "User git not allowed because shell /usr/local/bin/git-shell does not exist"),
-    Template("invalid-user-request", False, "", (
+    Template("invalid-user-request", False, (
         _form(r"input_userauth_request: invalid user (?P<user>.*)"),  # before OpenSSH 7.x
     ), "input_userauth_request: invalid user admin [preauth]"),
-    Template("pam-account-denied", False, "", (
+    Template("pam-account-denied", False, (
         _form(r"Access denied for user (?P<user>.*) by PAM account configuration"),
     ), "Access denied for user root by PAM account configuration [preauth]"),
-    Template("pam-unix-session", False, "", (
+    Template("pam-unix-session", False, (
         _form(r"pam_unix\(sshd:session\): session (?:opened|closed) for user (?P<user>[^\s(]+)(?:\(uid=[0-9]+\))?(?: by .*)?"),
     ), "pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)"),
-    Template("server-listening", False, "", (
+    Template("server-listening", False, (
         _form(r"Server listening on \S+ port [0-9]+(?: rdomain \S+)?\."),
     ), "Server listening on 0.0.0.0 port 22."),
-    Template("received-signal", False, "", (
+    Template("received-signal", False, (
         _form(r"Received signal [0-9]+; terminating\."),
         _form(r"Received SIGHUP; restarting\."),
     ), "Received signal 15; terminating."),
 )
 
-_REPEATED = re.compile(r"message repeated ([0-9]{1,9}) times: \[ ?(.*)\]", re.ASCII)  # rsyslog
-
-
-Reading = Tuple[str, str]  # one way to split a body: (address slot as written, username)
+_REPEATED = re.compile(r"message repeated ([1-9][0-9]{0,8}) times: \[ ?(.*)\]", re.ASCII)  # rsyslog
 
 
 def _build_dispatch() -> Dict[str, Tuple[Tuple[Template, Form], ...]]:
@@ -315,39 +322,47 @@ def _check_examples() -> None:
             raise ValueError(f"template {template.name}: its example reads as {reading}")
 
 
-def _readings(form: Form, body: str) -> List[Reading]:
+Reading = Tuple[str, str]  # one way to split a body: (address slot as written, username)
+
+
+def each_reading(form: Form, body: str) -> Iterator[Reading]:
     """Every way ``body`` reads as ``form``: one split per occurrence of the marker.
 
-    Runtime: O(k * n) for k occurrences of the marker in a body of n characters.
+    Runtime: O(n) for a body of n characters, each split costing its fixed text only (_form).
     """
     head, tail, marker = form.head, form.tail, form.marker
     assert head is not None and tail is not None
-    found: List[Reading] = []
+    addr_in_head, user_in_head = "addr" in head.groupindex, "user" in head.groupindex
     position = body.find(marker)
     while position >= 0:
         before = head.fullmatch(body, 0, position)
-        after = tail.fullmatch(body, position) if before is not None else None
-        if before is not None and after is not None:
-            fields = {**before.groupdict(), **after.groupdict()}
-            found.append((fields.get("addr") or "", fields.get("user") or ""))
+        if before is not None:
+            after = tail.fullmatch(body, position)
+            if after is not None:
+                slot = (before if addr_in_head else after)["addr"] if form.has_addr else ""
+                user = (before if user_in_head else after)["user"] if form.has_user else ""
+                yield slot or "", user or ""
         position = body.find(marker, position + 1)
-    return found
 
 
-def _resolve(template: Template, readings: List[Reading]) -> Tuple[str, str, bool]:
-    """(address, user, ambiguous) from several readings of one template.
+def _resolve(readings: Iterator[Reading]) -> Tuple[int, str, str, bool]:
+    """(readings seen, address, user, ambiguous) over the readings of one message.
 
-    A slot sshd always fills with an IP (SLOT_IP) cannot hold a hostname, so a reading whose
-    slot is not an IP is dropped when another reading has one. A field is reported only when
-    every remaining reading agrees on it.
+    The message is ambiguous as soon as two readings put different text in the address slot,
+    whatever that text is: sshd writes ``UNKNOWN`` there off a socket, and an attacker's
+    reading must not win because the real one holds no address. A field is reported only
+    when every reading agrees on it.
     """
-    if template.slot == SLOT_IP:
-        readings = [reading for reading in readings if canonical_ip(reading[0]) is not None] or readings
-    slots = {canonical_ip(slot) or slot for slot, _ in readings}
-    if len(slots) > 1:
-        return "", "", True
-    users = {user for _, user in readings}
-    return canonical_ip(slots.pop()) or "", users.pop() if len(users) == 1 else "", False
+    seen, slot, user, users_agree = 0, "", "", True
+    for this_slot, this_user in readings:
+        if not seen:
+            slot, user = this_slot, this_user
+        elif this_slot != slot and (canonical_ip(this_slot) or this_slot) != (canonical_ip(slot) or slot):
+            return seen + 1, "", "", True
+        else:
+            users_agree = users_agree and this_user == user
+        seen += 1
+    return seen, canonical_ip(slot) or "", user if users_agree else "", False
 
 
 def read_sshd_message(message: str) -> Optional[SshdMessage]:
@@ -355,12 +370,12 @@ def read_sshd_message(message: str) -> Optional[SshdMessage]:
 
     ``counts`` is True only for a counted template, without " [preauth]", whose slot holds an
     IP address and which has a single reading. Runtime: a partition, a dict lookup and
-    (usually) one anchored regex; O(n * k) when a marker recurs k times in an opaque span.
+    (usually) one anchored regex; O(n) in all cases.
 
     >>> read_sshd_message("Failed password for root from 2001:DB8::7 port 22 ssh2")
     SshdMessage(template='failed-auth', counts=True, address='2001:db8::7', user='root', repeat=1, ambiguous=False)
     """
-    if len(message) > MAX_MESSAGE_LENGTH:
+    if len(message) > MAX_MESSAGE_LENGTH or "\n" in message:  # sshd escapes newlines (strnvis)
         return None
     message = message.rstrip()  # sshd writes none; copies, CRLF files and pam_unix may add some
     first, _, rest = message.partition(" ")
@@ -379,10 +394,9 @@ def read_sshd_message(message: str) -> Optional[SshdMessage]:
         message = message[: -len(PREAUTH)]
     for template, form in _DISPATCH.get(first, ()):
         if form.tail_opaque and message.count(form.marker) > 1:
-            readings = _readings(form, message)
-            if not readings:
+            found, address, user, ambiguous = _resolve(each_reading(form, message))
+            if not found:
                 continue
-            address, user, ambiguous = _resolve(template, readings)
         else:
             matched = form.whole.fullmatch(message)
             if matched is None:
@@ -396,9 +410,23 @@ def read_sshd_message(message: str) -> Optional[SshdMessage]:
     return None
 
 
+def block_pattern(form: Form, suffix: str) -> str:
+    """``form``'s whole regex as one alternative of a regex over many lines (the block
+    scanner's, which reads the syslog header in the same match): its groups renamed
+    ``user<suffix>`` / ``addr<suffix>``, and its ASCII-only ``\\S`` spelt out, since the block
+    regex is not compiled ASCII-only (the syslog header regexes are not)."""
+    pattern = form.whole.pattern.replace("(?P<user>", f"(?P<user{suffix}>").replace("(?P<addr>", f"(?P<addr{suffix}>")
+    return pattern.replace("\\S", "[^ \\t\\n\\r\\f\\v]")
+
+
 _DISPATCH = _build_dispatch()
 # The first words of the counted templates: a line holding none of them is no counted failure
 # (a "message repeated" line holds its message's). The reader uses them to skip lines unparsed.
 COUNTED_WORDS: Tuple[str, ...] = tuple(sorted({form.key for template in TEMPLATES if template.counts
                                                 for form in template.forms}))
+# Counted forms with one reading (no client text after the slot), in table order: the block
+# scanner reads these together with the syslog header, in one match.
+FAST_FORMS: Tuple[Tuple[Template, Form], ...] = tuple(
+    (template, form) for template in TEMPLATES if template.counts for form in template.forms
+    if form.has_addr and not form.tail_opaque)
 _check_examples()

@@ -8,7 +8,7 @@ are mapped onto the same named EventData fields and built by :func:`logon_failur
 
 import re
 from operator import itemgetter
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .event import LOGON_FAILURE, SECURITY_EVENT, WINDOWS_EVENT, Event, MalformedRecord, logon_failure
 from .timestamps import parse_iso8601
@@ -26,7 +26,7 @@ EVENT_DATA_NAMES = (
 
 # Each System field is found with str.find (memchr speed) and then matched where it stands:
 # a regex search over a 2 KB event costs ten times more on a slow CPU.
-_EVENT_ID = re.compile(r"EventID(?:\s[^>]*)?>\s*(\d+)\s*</")
+_EVENT_ID = re.compile(r"EventID(?:\s[^>]*)?>\s*([0-9]+)\s*</")
 _TIME_CREATED = re.compile(r"TimeCreated\s+SystemTime\s*=\s*(['\"])([^'\"<>]+)\1")
 _COMPUTER = re.compile(r"Computer>([^<]*)</")
 # The 21 items in Windows' own order and spelling (what wevtutil, Get-WinEvent and Event
@@ -40,11 +40,18 @@ LOGON_FAILURE_FIELDS = (
     "IpAddress", "LogonType", "TargetUserName", "TargetDomainName", "SubjectUserName", "WorkstationName",
     "ProcessName", "LogonProcessName", "AuthenticationPackageName", "Status", "SubStatus",
 )
+_READ_FIELDS = frozenset(LOGON_FAILURE_FIELDS)
 # Those fields picked from _DATA_IN_ORDER's groups, (quote, value) * 21: item i's value is group 2i+1.
 _EVENT_FIELDS_IN_ORDER = itemgetter(*(2 * EVENT_DATA_NAMES.index(name) + 1 for name in LOGON_FAILURE_FIELDS))
 _DATA_ITEM = re.compile(r"<(?:\w+:)?Data\s+Name\s*=\s*(['\"])(\w+)\1\s*(?:/>|>([^<]*)</(?:\w+:)?Data>)")
-_ENTITY = re.compile(r"&(#x[0-9A-Fa-f]+|#\d+|\w+);")
+_ENTITY = re.compile(r"&(#x[0-9A-Fa-f]+|#[0-9]+|\w+);")
 _PREDEFINED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _is_xml_character(code: int) -> bool:
+    """XML 1.0's Char production: no NUL, no other C0 control but tab and newlines, no lone
+    surrogate (which no encoder could write back out), no U+FFFE / U+FFFF."""
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
 
 
 def _unescape(text: str) -> str:
@@ -55,9 +62,9 @@ def _unescape(text: str) -> str:
     def replace(match: "re.Match[str]") -> str:
         name = match.group(1)
         if name[0] == "#":
-            code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
-            if not 0 < code <= 0x10FFFF:
-                raise MalformedRecord(XML_KIND, f"character reference &{name}; is out of range")
+            code = int(name[2:], 16) if name[1] in "xX" else int(name[1:]) if len(name) < 10 else -1
+            if not _is_xml_character(code):
+                raise MalformedRecord(XML_KIND, f"character reference &{name}; is not an XML character")
             return chr(code)
         if name not in _PREDEFINED:
             raise MalformedRecord(XML_KIND, f"undeclared entity &{name}; (no DTD is read)")
@@ -76,7 +83,10 @@ def parse_event_xml(text: str) -> Optional[Event]:
     found = _EVENT_ID.match(text, text.find("EventID"))
     if found is None:
         raise MalformedRecord(XML_KIND, "no EventID")
-    if int(found.group(1)) != LOGON_FAILURE:
+    event_id = small_number(found.group(1))
+    if event_id is None:
+        raise MalformedRecord(XML_KIND, f"EventID {found.group(1)[:20]!r} is not a number")
+    if event_id != LOGON_FAILURE:
         return None
     stamp = _TIME_CREATED.match(text, text.find("TimeCreated"))
     when = parse_iso8601(stamp.group(2)) if stamp else None
@@ -89,15 +99,21 @@ def parse_event_xml(text: str) -> Optional[Event]:
     computer_name = _unescape(computer.group(1)) if computer else ""
     start = text.find("<Data ")
     in_order = _DATA_IN_ORDER.match(text, start) if start >= 0 and "&" not in text else None
-    if in_order is not None:  # the usual event: the fields straight from the match, no dict
+    if in_order is not None and text.find("<Data ", in_order.end()) < 0:  # the usual event: no dict
         ip, logon_type, *others = _EVENT_FIELDS_IN_ORDER(in_order.groups())
         return logon_failure(table, when, XML_KIND, ip, computer_name, small_number(logon_type), *others)
     return logon_failure_event(table, XML_KIND, when, computer_name, _event_data(text))
 
 
 def _event_data(text: str) -> Mapping[str, str]:
-    """EventData items by name, unescaped, item by item (any order, spelling or escaping)."""
-    data = {name: value for _, name, value in _DATA_ITEM.findall(text)}
+    """EventData items by name, unescaped, item by item (any order, spelling or escaping). A
+    field the rule or the alert reads that appears twice makes the event malformed: Windows
+    never writes one twice, and either copy could be the one an attacker meant to count."""
+    data: Dict[str, str] = {}
+    for _, name, value in _DATA_ITEM.findall(text):
+        if name in data and name in _READ_FIELDS:
+            raise MalformedRecord(XML_KIND, f"EventData item {name} appears twice")
+        data[name] = value
     if "&" in text:
         data = {name: _unescape(value) for name, value in data.items()}
     return data

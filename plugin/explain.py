@@ -87,8 +87,10 @@ class Explainer:
 
 
 class ExplainingLineReader(LineReader):
-    """A LineReader that lets its Explainer quote the line each verdict is about."""
+    """A LineReader that reads one line at a time and lets its Explainer quote the line each
+    verdict is about."""
 
-    def read_line(self, line: str) -> None:
-        self.sink.text = line
-        super().read_line(line)
+    def _read_text(self, text: str) -> None:
+        for line in text[1:].split("\n"):
+            self.sink.text = line
+            super()._read_text("\n" + line)

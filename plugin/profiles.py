@@ -12,15 +12,14 @@ from typing import Dict, NamedTuple, Optional, Type, Union
 
 from parsers.address import canonical_ip, is_loopback
 from parsers.event import FAILURE_TABLES, SIGNIN_TABLES, SYSLOG, Event
-from parsers.reader import Interest
-from parsers.sshd import COUNTED_WORDS, read_sshd_message
+from parsers.scan import Interest
+from parsers.sshd import SSHD_PROGRAMS, read_sshd_message
 from parsers.windows import LOGON_FAILURE
 
 from .kql import has_any_matcher
 
 SUCCESS_RESULT_TYPES = frozenset(("0", "50125", "50140"))
 REMOTE_LOGON_TYPES = frozenset((3, 7, 10))  # Network, Unlock, RemoteInteractive (RDP)
-SSHD_PROGRAMS = frozenset(("sshd", "sshd-session", "sshd-auth"))
 
 
 class Failure(NamedTuple):
@@ -73,7 +72,7 @@ class KqlProfile:
     """The rule exactly: term ``has``, first dotted quad anywhere, string comparison of IPs."""
 
     name = "kql"
-    interest = Interest(("from",), fold_case=True)  # a line without "from" in any case never counts
+    interest = Interest(term="from")  # a line without "from" in any case never counts
     _has_from = staticmethod(has_any_matcher(("from",)))
     _has_exclusion = staticmethod(has_any_matcher(("Disconnecting", "Disconnected", "Accepted", "disconnect", "[preauth]")))
     _first_dotted_quad = re.compile(r"(([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.(([0-9]{1,3})))").search
@@ -99,7 +98,7 @@ class KqlProfile:
             return "SourceIP is 127.0.0.1"
         # The rule reads no user; the evidence and the exclusions' UserName get the sshd
         # template's, when the message has exactly one reading.
-        reading = read_sshd_message(message)
+        reading = event.sshd or read_sshd_message(message)
         user = reading.user if reading is not None and not reading.ambiguous else ""
         return _new_failure(Failure, (SYSLOG, address, 1, event.computer, user))
 
@@ -114,7 +113,7 @@ class HardenedProfile:
     """The rule's sources and threshold, read so that an attacker cannot steer them."""
 
     name = "hardened"
-    interest = Interest(COUNTED_WORDS, fold_case=False)  # no counted sshd template without one
+    interest = Interest(sshd=True)  # only sshd lines that open with a counted template's first word
 
     def failure(self, event: Event) -> Verdict:
         """The failure ``event`` counts as, keyed by canonical address, or why it does not."""
@@ -132,7 +131,7 @@ class HardenedProfile:
             return NOT_AUTH_FACILITY
         if event.program not in SSHD_PROGRAMS:
             return "program is not sshd (syslog header or journald _COMM)"
-        reading = read_sshd_message(event.message)
+        reading = event.sshd or read_sshd_message(event.message)
         if reading is None:
             return "not a known sshd message"
         if reading.ambiguous:
