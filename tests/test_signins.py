@@ -13,6 +13,7 @@ import subprocess
 import time
 from typing import Dict, List, Optional, Sequence
 
+import msgpack
 import pytest
 
 from cli import CHILD_ENV, COMMAND, StdoutReader, request_health, wait_for_health, wait_for_signal_handler
@@ -105,6 +106,24 @@ def who(alerts: List[dict]) -> List[tuple]:
     return sorted((alert["IPAddress"], alert["UserPrincipalName"], alert["Type"]) for alert in alerts)
 
 
+def eventually(condition, timeout: float, what) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s: {what()}")
+        time.sleep(0.02)
+
+
+def saved_signin_ids(path: str) -> int:
+    """How many handed sign-ins the state snapshot at ``path`` remembers (0: none yet)."""
+    try:
+        with open(path, "rb") as handle:
+            return next((item[1] for item in msgpack.Unpacker(handle, raw=False, strict_map_key=False)
+                         if isinstance(item, list) and item[:1] == ["signin-ids"]), 0)
+    except FileNotFoundError:
+        return 0
+
+
 def polls_done(table: str, at_least: int):
     return lambda figures: figures["signin_polls"][table] >= at_least
 
@@ -149,10 +168,10 @@ def test_a_sign_in_that_shows_up_late_inside_the_overlap_is_alerted_once(tmp_pat
         with Fail2entra(args, tmp_path) as run:
             run.write(failures(ATTACKER) + failures(SECOND_ATTACKER))
             run.wait_for_alerts(1)
-            run.wait_for_health(polls_done(SIGNIN_LOGS, 3))  # the second may start before the first is handed
             floor = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(newest - 300)))
-            assert graph.signin_requests()[-1].filter == f"createdDateTime ge {floor}", \
-                "after a complete poll, the next reads from the overlap before the newest sign-in"
+            # after a complete poll, the next reads from the overlap before the newest sign-in
+            eventually(lambda: graph.signin_requests()[-1].filter == f"createdDateTime ge {floor}", 5,
+                       lambda: f"polls from the floor {floor}: {graph.signin_requests()[-3:]}")
             late = graph.add(signin("bob@contoso.com", SECOND_ATTACKER, newest - 120))  # older than the newest
             alerts = run.wait_for_alerts(2)
             polls = run.health()["signin_polls"][SIGNIN_LOGS]
@@ -236,8 +255,7 @@ def test_a_restart_with_state_neither_misses_nor_repeats_a_sign_in(tmp_path):
         with Fail2entra(args_for(graph), tmp_path) as first:
             first.write(failures(ATTACKER))
             first.wait_for_alerts(4)
-            first.wait_for_health(lambda figures: figures["snapshot_age_seconds"] is not None)
-            time.sleep(0.5)  # a snapshot after the fourth sign-in
+            eventually(lambda: saved_signin_ids(state) == 4, 10, lambda: "a snapshot after the fourth sign-in")
             first.process.kill()
             first.process.wait()
         expected.append(graph.add(signin("alice@contoso.com", ATTACKER, now - 90))["id"])  # late, while down
