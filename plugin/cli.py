@@ -13,7 +13,11 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
+import msgspec
+
+from parsers.event import short_reason
 from parsers.reader import LineReader, MsgpackReader
+from parsers.records import Record
 from parsers.timestamps import Rfc3164Clock, resolve_zone
 
 from . import __version__
@@ -41,6 +45,7 @@ GARBAGE_COLLECTION_PERIOD = 60.0
 # unfrozen and walked once (a pause of about 0.15 s per million tracked IPs, once an hour).
 UNFREEZE_EVERY = 60
 DRAIN_SECONDS = 10.0
+SIGNIN_WAKE_PERIOD = 1.0  # with --signins graph the main loop looks at least this often
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -115,6 +120,7 @@ class Runner:
             self.exclusions = load_exclusions(config.exclusion)
         except ExclusionError as error:
             raise ConfigError(str(error)) from None
+        self.signins = self._open_signins()
         self.output = self._open_output()
         self.engine = Engine(
             settings, PROFILES[config.profile](), self._emit_alert,
@@ -128,9 +134,9 @@ class Runner:
         except FileInUseError as error:
             raise ConfigError(f"--state: {error}") from None
         if self.state is not None:
-            self.state.load(self.engine)
+            self.state.load(self.engine, self.signins.cursors if self.signins else None)
         self._next_snapshot = time.monotonic() + config.snapshot_interval
-        self._saved_changes = self.engine.changes
+        self._saved_changes = self._changes()
         self._next_collection = time.monotonic() + GARBAGE_COLLECTION_PERIOD
         self._collections = 0
         reader_type, sink = LineReader, self.pipeline
@@ -149,6 +155,14 @@ class Runner:
         self._next_stats = time.monotonic() + config.stats_interval if config.stats_interval else None
         self._progress = None
 
+    def _open_signins(self):
+        if self.config.signins == "none":
+            return None
+        if self.config.explain:
+            raise ConfigError("--explain reads files and stdin; it does not go with --signins graph")
+        from .signins import GraphSignins  # only now: msal and requests take a while to import
+        return GraphSignins(self.config)
+
     def _open_output(self):
         config = self.config
         if config.forward:
@@ -166,7 +180,9 @@ class Runner:
 
     def run(self, inputs: List[str]) -> int:
         """Read every input, then finish: close outputs, print stats. Returns the exit status."""
-        wakeup_read = self._install_signals()
+        wakeup_read, wakeup_write = self._install_signals()
+        if self.signins is not None:
+            self.signins.start(lambda: _poke(wakeup_write))
         gc.collect()
         gc.freeze()  # what start-up built (modules, compiled exclusions, a restored state) stays
         self._progress = _Progress(self) if inputs != ["-"] and sys.stderr.isatty() and not self.config.explain else None
@@ -244,10 +260,13 @@ class Runner:
 
     def _wait_time(self) -> float:
         due = [when for when in (self._next_stats, self._next_snapshot if self.state else None) if when is not None]
-        return max(0.0, min(due + [self._next_collection]) - time.monotonic())
+        wait = max(0.0, min(due + [self._next_collection]) - time.monotonic())
+        return wait if self.signins is None else min(wait, SIGNIN_WAKE_PERIOD)
 
     def _periodic(self) -> None:
-        """Health records, snapshots, SIGUSR1 and progress, when due."""
+        """Polled sign-ins; health records, snapshots, SIGUSR1 and progress, when due."""
+        if self.signins is not None and self.signins.waiting:
+            self._hand_signins()
         now = time.monotonic()
         if self._next_stats is not None and now >= self._next_stats:
             self._next_stats = now + self.config.stats_interval
@@ -267,6 +286,24 @@ class Runner:
         if self._progress is not None:
             self._progress.update()
 
+    def _hand_signins(self) -> None:
+        """Polled sign-ins go through the reader like any record, so a bad one is reported
+        and counted like any bad record (notices name them graph:N)."""
+        reader, pipeline = self.reader, self.pipeline
+        input_name, line_number = pipeline.input_name, reader.line_number
+        pipeline.input_name = "graph"
+        try:
+            for number, item in self.signins.new_signins():
+                reader.line_number = number
+                try:
+                    record = msgspec.convert(item, Record, str_keys=True)
+                except (msgspec.ValidationError, RecursionError) as error:
+                    pipeline.malformed("graph", short_reason(error), number)
+                    continue
+                reader.read_record(record)
+        finally:
+            pipeline.input_name, reader.line_number = input_name, line_number
+
     def _snapshot(self) -> None:
         """Save the state if it changed since the last save (an idle collector does not wear
         its disk); the next save waits at least five times as long as this one took, so that
@@ -274,10 +311,13 @@ class Runner:
         self._save_if_changed()
         self._next_snapshot = time.monotonic() + max(self.config.snapshot_interval, 5 * self.state.last_save_seconds)
 
+    def _changes(self) -> tuple:
+        return self.engine.changes, self.signins.changes if self.signins else 0
+
     def _save_if_changed(self) -> None:
-        if self.engine.changes != self._saved_changes:
-            self._saved_changes = self.engine.changes
-            self.state.save(self.engine)
+        if self._changes() != self._saved_changes:
+            self._saved_changes = self._changes()
+            self.state.save(self.engine, self.signins.cursors if self.signins else None)
 
     def figures(self) -> dict:
         state = self.state
@@ -291,6 +331,8 @@ class Runner:
         figures["excluded"] = {exclusion.name: exclusion.removed for exclusion in self.exclusions}
         if isinstance(self.output, ForwardAlerts):
             figures["forward"] = self.output.figures()
+        if self.signins is not None:
+            figures.update(self.signins.figures())
         return figures
 
     def _emit_stats(self) -> None:
@@ -302,9 +344,10 @@ class Runner:
 
     # -- signals and the end ---------------------------------------------------------------
 
-    def _install_signals(self) -> int:
+    def _install_signals(self) -> "tuple[int, int]":
         """SIGTERM / SIGINT: stop reading new input, finish what was read, exit 0. The handler
-        only sets a flag; the wakeup pipe interrupts the select that waits for stdin."""
+        only sets a flag; the wakeup pipe interrupts the select that waits for stdin (the
+        sign-in poller writes to it too). Returns the pipe's two ends."""
         wakeup_read, wakeup_write = os.pipe()
         os.set_blocking(wakeup_write, False)
         signal.set_wakeup_fd(wakeup_write)
@@ -318,9 +361,11 @@ class Runner:
         signal.signal(signal.SIGUSR1, health)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)  # last: a caught SIGTERM means every handler is in place
-        return wakeup_read
+        return wakeup_read, wakeup_write
 
     def _finish(self) -> None:
+        if self.signins is not None:
+            self.signins.stop()
         if self._progress is not None:
             self._progress.clear()
         try:
@@ -334,6 +379,14 @@ class Runner:
         self.notices.flush()
         if self.config.stats:
             sys.stderr.write(_format_stats(self.figures()))
+
+
+def _poke(fd: int) -> None:
+    """Wake the main loop's select (a full pipe means it is awake already)."""
+    try:
+        os.write(fd, b"\0")
+    except OSError:
+        pass
 
 
 def _drain(fd: int) -> None:

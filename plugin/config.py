@@ -13,6 +13,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.9 / 3.10
     import tomli as tomllib
 
+from parsers.event import SIGNIN_TABLES
+
 
 class ConfigError(ValueError):
     """A bad option or config value; the CLI prints it on one line and exits with status 2."""
@@ -72,6 +74,29 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def _duration_or_empty(text: Any) -> Any:
+    """A duration, or ``""`` for "the default" (which the caller works out)."""
+    return "" if text == "" else parse_duration(text)
+
+
+def _https_url(text: Any) -> str:
+    """An ``https://`` URL without its trailing slash (tokens never travel in clear text)."""
+    url = _text(text).rstrip("/")
+    if not re.fullmatch(r"https://[^/\s?#]+(/[^\s?#]*)?", url):
+        raise ConfigError(f"{text!r} is not an https:// URL")
+    return url
+
+
+def _names(*allowed: str) -> Callable[[Any], tuple]:
+    """A comma-separated selection from ``allowed``, at least one."""
+    def check(value: Any) -> tuple:
+        names = tuple(name.strip() for name in _text(value).split(","))
+        if any(name not in allowed for name in names):
+            raise ConfigError(f"{value!r}: give one or more of {', '.join(allowed)}, separated by commas")
+        return tuple(dict.fromkeys(names))
+    return check
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in allowed:
@@ -124,6 +149,26 @@ OPTIONS: Sequence[Option] = (
     Option("max_ips", _positive_count, 1_000_000, "cap on tracked IPs over all sources; the least important are evicted", "N"),
     Option("max_signins", _positive_count, 100_000, "cap on successes retained while waiting for late failures", "N"),
     Option("max_record_bytes", _positive_count, 1024 * 1024, "longer lines or records are skipped and reported", "BYTES"),
+    # sign-ins fetched by fail2entra itself (docs/signins.md); the client secret is never an
+    # option value: it comes from --client-secret-file or FAIL2ENTRA_CLIENT_SECRET
+    Option("signins", _choice("none", "graph"), "none",
+           "none: sign-ins come with the input; graph: also poll them from Microsoft Graph"),
+    Option("signin_tables", _names(*SIGNIN_TABLES), ",".join(SIGNIN_TABLES),
+           "which sign-in logs to poll, separated by commas", "TABLES"),
+    Option("poll_interval", _positive_duration, "60s", "how often Microsoft Graph is asked for new sign-ins", "DURATION"),
+    Option("signins_overlap", parse_duration, "30m",
+           "each poll re-reads this far back before the newest sign-in seen (Entra ID delivers sign-ins late)", "DURATION"),
+    Option("signins_since", _duration_or_empty, "",
+           "how far back the first poll reads (empty: --window)", "DURATION"),
+    Option("tenant_id", _text, "", "Entra ID tenant (directory) id or domain", "TENANT"),
+    Option("client_id", _text, "", "application (client) id of the app registration", "ID"),
+    Option("client_secret_file", _text, "",
+           "file holding the app's client secret (or set FAIL2ENTRA_CLIENT_SECRET)", "PATH"),
+    Option("client_certificate", _text, "",
+           "PEM file with the app's certificate and its unencrypted private key, instead of a secret", "PATH"),
+    Option("graph_url", _https_url, "https://graph.microsoft.com", "Microsoft Graph root (national clouds)", "URL"),
+    Option("login_url", _https_url, "https://login.microsoftonline.com", "Entra ID token service root (national clouds)", "URL"),
+    Option("ca_file", _text, "", "extra trusted CA certificates (PEM) for Graph and the token service", "PATH"),
 )
 OPTIONS_BY_NAME: Dict[str, Option] = {option.name: option for option in OPTIONS}
 CONFIG_ONLY_KEYS = ("exclusion",)

@@ -11,7 +11,11 @@ million-IP snapshot never exists twice in memory:
     ... one "counter" section per failure source ...
     ["retained", n]    then n × [list key, sign-in Event as a list]
     ["suppression", n] then n × [ip, upn, sign-in time]
+    ["signin-cursors", n] then n × [table, cursor]       (version 2: the Graph poller's place,
+    ["signin-ids", n]     then n × [table, id, time]      plugin/signins/cursors.py)
     ["end", objects written before it]
+
+A version 1 snapshot (before the sign-in sections) is read as one without a poller's place.
 
 It is written atomically (temporary file, fsync, rename, fsync of the directory), so a kill -9
 at any point leaves the previous snapshot or the new one, never a torn file, and one process
@@ -35,7 +39,8 @@ from .logs import LOG
 
 FORMAT = "fail2entra-state"
 LOCK_WAIT_SECONDS = 10.0  # a respawned child waits this long for the old one to let go
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, VERSION)
 _READ_SIZE = 1024 * 1024
 
 
@@ -64,10 +69,12 @@ class StateFile:
 
     # -- save ------------------------------------------------------------------------------
 
-    def save(self, engine: Engine) -> None:
+    def save(self, engine: Engine, signins: Optional[Any] = None) -> None:
+        """Write the engine's state, and the sign-in poller's place when ``signins`` is given
+        (an object with ``cursor_rows()``, ``id_count()`` and ``id_rows()``)."""
         started = time.monotonic()
         try:
-            self.last_size = replace_atomically(self.path, lambda handle: handle.writelines(_encoded(engine)))
+            self.last_size = replace_atomically(self.path, lambda handle: handle.writelines(_encoded(engine, signins)))
         except OSError as error:
             self.failures += 1
             LOG.error("cannot write the state snapshot %s: %s (the previous snapshot stays in place)",
@@ -78,9 +85,10 @@ class StateFile:
 
     # -- load ------------------------------------------------------------------------------
 
-    def load(self, engine: Engine) -> None:
-        """Read the snapshot into ``engine``. A missing file is a first start; an unusable one
-        is moved aside and the engine stays empty."""
+    def load(self, engine: Engine, signins: Optional[Any] = None) -> None:
+        """Read the snapshot into ``engine`` (and the poller's place into ``signins``, an object
+        with ``restore(cursor_rows, id_rows)``). A missing file is a first start; an unusable
+        one is moved aside and both stay empty."""
         try:
             handle = open(self.path, "rb")
         except FileNotFoundError:
@@ -91,7 +99,7 @@ class StateFile:
             return
         try:
             with handle:
-                newest, next_expiry, counters, retained, suppression = _decode(handle, engine)
+                newest, next_expiry, counters, retained, suppression, cursors, ids = _decode(handle, engine)
         except (SnapshotError, ValueError, TypeError, KeyError, IndexError, msgpack.UnpackException) as error:
             aside = f"{self.path}.unusable-{time.strftime('%Y%m%dT%H%M%S')}"
             try:
@@ -103,12 +111,14 @@ class StateFile:
                         self.path, error, where)
             return
         engine.restore(newest, next_expiry, counters, retained, suppression)
+        if signins is not None:
+            signins.restore(cursors, ids)
         self.saved_at = time.time()
         LOG.info("state restored from %s: %d IPs, %d retained sign-ins", self.path,
                  engine.tracked_total(), engine.retained_signins())
 
 
-def _encoded(engine: Engine) -> Iterator[bytes]:
+def _encoded(engine: Engine, signins: Optional[Any]) -> Iterator[bytes]:
     """The snapshot, as a sequence of msgpack-encoded objects (see the module docstring)."""
     pack = msgpack.Packer(use_bin_type=True).pack
     written = 0
@@ -134,18 +144,29 @@ def _encoded(engine: Engine) -> Iterator[bytes]:
     for entry in suppression:
         yield pack(list(entry))
         written += 1
+    cursors, id_count, id_rows = ((signins.cursor_rows(), signins.id_count(), signins.id_rows())
+                                  if signins is not None else ([], 0, ()))
+    yield pack(["signin-cursors", len(cursors)])
+    for row in cursors:
+        yield pack(row)
+    yield pack(["signin-ids", id_count])
+    written += 2 + len(cursors) + id_count
+    for row in id_rows:
+        yield pack(row)
     yield pack(["end", written])
 
 
-def _decode(handle, engine: Engine) -> Tuple[float, float, Dict[str, FailureCounter], List[Tuple[str, Event]], List[tuple]]:
+def _decode(handle, engine: Engine) -> Tuple[float, float, Dict[str, FailureCounter], List[Tuple[str, Event]], List[tuple],
+                                            List[list], List[list]]:
     """Read a snapshot written by _encoded into fresh structures; SnapshotError if unusable."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 * 1024 * 1024)
     objects = _objects(handle, unpacker)
     header = next(objects, None)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise SnapshotError("not a fail2entra state snapshot" if header is not None else "empty file")
-    if header.get("version") != VERSION:
-        raise SnapshotError(f"snapshot version {header.get('version')!r}, this program reads {VERSION}")
+    if header.get("version") not in READABLE_VERSIONS:
+        raise SnapshotError(f"snapshot version {header.get('version')!r}, this program reads "
+                            f"{' and '.join(map(str, READABLE_VERSIONS))}")
     if header.get("profile") != engine.profile.name:
         raise SnapshotError(f"snapshot of profile {header.get('profile')!r}, this run uses {engine.profile.name!r}")
     if header.get("bucket_seconds") != engine.bucket_seconds():
@@ -167,12 +188,17 @@ def _decode(handle, engine: Engine) -> Tuple[float, float, Dict[str, FailureCoun
     retained = [(ip, Event(*fields)) for ip, fields in _section(objects, "retained")]
     suppression = [tuple(entry) for entry in _section(objects, "suppression")]
     count += 2 + len(retained) + len(suppression)
+    cursors: List[list] = []
+    ids: List[list] = []
+    if header["version"] >= 2:
+        cursors, ids = _section(objects, "signin-cursors"), _section(objects, "signin-ids")
+        count += 2 + len(cursors) + len(ids)
     end = _next(objects)
     if end != ["end", count]:
         raise SnapshotError(f"bad end marker {end!r} after {count} objects")
     if next(objects, None) is not None:
         raise SnapshotError("data after the end marker")
-    return float(header["newest"]), float(header.get("next_expiry", 0.0)), counters, retained, suppression
+    return float(header["newest"]), float(header.get("next_expiry", 0.0)), counters, retained, suppression, cursors, ids
 
 
 def _objects(handle, unpacker: "msgpack.Unpacker") -> Iterator[Any]:

@@ -38,8 +38,10 @@ def test_quickstart_sample_files_exist():
 
 def test_every_option_is_in_the_readme_and_the_shipped_config():
     config = open(os.path.join(ROOT, "conf", "fail2entra.toml"), encoding="utf-8").read()
+    documented = README + "".join(open(os.path.join(ROOT, "docs", name), encoding="utf-8").read()
+                                  for name in sorted(os.listdir(os.path.join(ROOT, "docs"))) if name.endswith(".md"))
     for option in OPTIONS:
-        assert f"`{option.flag}" in README, option.flag
+        assert f"`{option.flag}" in documented, option.flag
         assert re.search(rf"^{option.name} = ", config, re.M), f"{option.name} missing from conf/fail2entra.toml"
 
 
