@@ -98,7 +98,8 @@ class LineReader:
         self._skipping = 0  # > 0 while skipping the rest of an oversized line: bytes skipped so far
         self._open: Optional[_OpenXml] = None  # an XML construct still open at the end of the last text
         self._reject_next_xml = False  # a DTD was declared: the document's event is refused
-        self._seconds: Dict[str, Optional[float]] = {}  # timestamp text -> epoch seconds
+        self._seconds: Dict[str, Optional[float]] = {}  # RFC 3339 timestamp text -> epoch seconds
+        self._clock_seconds: Dict[str, float] = getattr(clock, "seconds", {})  # the RFC 3164 clock's own
         self._addresses: Dict[str, str] = {}  # address text -> canonical form ('' when none)
         self._text = "\n"  # the text being read, and the number of the line before it
         self._base = 0
@@ -235,30 +236,36 @@ class LineReader:
             self.recognised[shape.kind] = self.recognised.get(shape.kind, 0) + lines - read
 
     def _read_sshd_candidates(self, text: str, start: int, stop: int, shape: RunShape) -> int:
-        """Interest(sshd=True): the scan's matches, the fast forms read from the match itself."""
+        """Interest(sshd=True): the scan's matches, the fast forms read from the match itself
+        (the hot loop of an auth log: locals only)."""
         scan = SSHD_SCANS[shape.name]
         fast, message_group = scan.fast, scan.message_group
-        seconds, addresses = self._seconds, self._addresses
-        recognised, sink = self.recognised, self.sink
+        seconds = self._seconds if shape.kind != RFC3164_KIND else self._clock_seconds
+        addresses, recognised, sink, build = self._addresses, self.recognised, self.sink, tuple.__new__
         kind, priority, candidates = shape.kind, shape.has_priority, 0
+        stamp_group, host_group = (1, 2) if priority else (0, 1)
+        counted, line = start, self._line_at(start)
         for match in scan.pattern.finditer(text, start, stop):
             candidates += 1
+            groups = match.groups()
+            host = groups[host_group]
             form = fast.get(match.lastindex)
-            if form is None:
+            if form is None or (host is not None and host[-1] == ":"):
                 line_end = text.find("\n", match.end())
                 self._read_syslog_line(text[match.start() + 1:line_end if line_end >= 0 else len(text)], match.start())
                 continue
-            groups = match.groups()
-            stamp = groups[1 if priority else 0]
-            when = seconds.get(stamp, -1.0)
-            if when == -1.0:
+            stamp = groups[stamp_group]
+            when = seconds.get(stamp)
+            if when is None:
                 when = self._timestamp(stamp, kind)
+            line += text.count("\n", counted, match.start() + 1)
+            counted = match.start() + 1
             try:
                 if when is None:
                     raise MalformedRecord("syslog", f"timestamp {stamp!r} is not a date")
                 facility = _facility(groups[0]) if priority else self._facility
             except MalformedRecord as problem:
-                sink.malformed(problem.kind, problem.reason, self._line_at(match.start()))
+                sink.malformed(problem.kind, problem.reason, line)
                 continue
             message_end = match.end()
             if text[message_end - 1] == "\r":  # a CRLF line: the reader drops one "\r"
@@ -271,26 +278,25 @@ class LineReader:
                 if address is None:
                     address = self._canonical(slot)
                 template = form.template
-                user = groups[form.user_group - 1] or "" if form.user_group else ""
-                reading = SshdMessage(template.name, template.counts and address != "", address, user, 1, False)
-            program = groups[3 if priority else 2]
-            event = syslog_event(when, kind, groups[2 if priority else 1] or "", program,
-                                 groups[4 if priority else 3] or "", facility, message, program, reading)
+                reading = build(SshdMessage, (template.name, template.counts and address != "", address,
+                                              (groups[form.user_group - 1] or "") if form.user_group else "", 1, False))
+            program = groups[stamp_group + 2]
+            event = syslog_event(when, kind, host or "", program, groups[stamp_group + 3] or "", facility, message,
+                                 program, reading)
             recognised[kind] = recognised.get(kind, 0) + 1
-            self.line_number = self._line_at(match.start())
+            self.line_number = line
             sink.event(event)
         return candidates
 
     def _timestamp(self, stamp: str, kind: str) -> Optional[float]:
-        """Epoch seconds of a syslog timestamp, remembered per text (RFC 3164: by the clock)."""
+        """Epoch seconds of a syslog timestamp; RFC 3339 ones are remembered here per text, RFC
+        3164 ones by the clock (which renews them hourly: their year depends on the time)."""
         if kind == RFC3164_KIND:
-            when = self._clock(stamp if stamp[5] != " " else f"{stamp[:4]} {stamp[4:]}")
-        else:
-            when = parse_iso8601(stamp)
+            return self._clock(stamp if stamp[5] != " " else f"{stamp[:4]} {stamp[4:]}")
+        when = parse_iso8601(stamp)
         if len(self._seconds) >= _CACHE_LIMIT:
             self._seconds.clear()
-        if kind != RFC3164_KIND:  # the RFC 3164 clock keeps its own cache, renewed hourly (year rule)
-            self._seconds[stamp] = when
+        self._seconds[stamp] = when
         return when
 
     def _canonical(self, text: str) -> str:

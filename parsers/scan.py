@@ -70,8 +70,6 @@ NEW_RECORD = re.compile(r"\n(?:[ \t]*<(?:\w+:)?Event[\s>]|<\?xml|<!DOCTYPE|\{|"
 _SSHD_PREFIXES = r"(?:\[ID [0-9]+ [^\]\n]*\] )?(?:message repeated [0-9]+ times: \[ ?)?(?:(?:error|fatal): )?"
 _COUNTED_WORD = "(?:" + "|".join(re.escape(word) for word in COUNTED_WORDS) + ") "
 _SSHD_PROGRAM = "(" + "|".join(sorted(SSHD_PROGRAMS, reverse=True)) + ")"
-# The tag of a header without hostname: "sshd[19725]: " right after the timestamp.
-_TAG_FIRST = r"(?![^\s\[:]+(?:\[[0-9]*\])?:(?: |(?=\n)|\Z))"
 # A fast form ends the line, but for blanks (read_sshd_message strips them: it strips more kinds,
 # whose lines then go the generic way).
 _LINE_END = r"[ \t\r\f\v]*(?=\n|\Z)"
@@ -91,7 +89,9 @@ class SshdScan(NamedTuple):
     A match starts at the newline before a candidate line. Groups: the priority (shapes with a
     ``<PRI>``), the timestamp, the hostname, the program, the pid, an empty group at the start of
     the message, then one alternative per fast form. ``match.lastindex`` names the fast form that
-    matched (its address group closes last); any other value means a generic candidate.
+    matched (its address group closes last); any other value means a generic candidate, which
+    the reader parses like any line (so does a match whose hostname ends with ":": the line may
+    have no hostname, see parsers.syslog).
     """
 
     pattern: "re.Pattern[str]"
@@ -104,7 +104,10 @@ def _sshd_scan(shape: RunShape) -> SshdScan:
         head = r"\n<[0-9]{1,3}>1 \S+ \S+ " + _SSHD_PROGRAM + r" ()[^\n]*?" + _COUNTED_WORD
         return SshdScan(re.compile(head), 2, {})
     stamp = _STAMPS[shape.kind]
-    head = (r"\n" + (_PRI if shape.has_priority else "") + stamp + r"(?:" + _TAG_FIRST + r"(\S+) )?"
+    # The hostname is optional (macOS and some relays write none). Where the first word after
+    # the timestamp is itself a tag with its colon ("sshd[1]: "), the line has no hostname:
+    # the reader sends a match whose hostname ends with ":" the generic way, to be sure.
+    head = (r"\n" + (_PRI if shape.has_priority else "") + stamp + r"(?:(\S+) )?"
             + _SSHD_PROGRAM + r"(?:\[([0-9]*)\])?: ?()")
     alternatives = [block_pattern(form, str(number)) + _LINE_END for number, (_, form) in enumerate(FAST_FORMS)]
     alternatives.append("(?=" + _SSHD_PREFIXES + _COUNTED_WORD + ")")

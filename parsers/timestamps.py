@@ -131,19 +131,19 @@ class Rfc3164Clock:
     def __init__(self, zone: Optional[tzinfo], now: Callable[[], float] = _time.time) -> None:
         self._zone = zone
         self._now = now
-        self._seconds: Dict[str, float] = {}
+        self.seconds: Dict[str, float] = {}  # conversions so far: readers may look a stamp up here first
         self._hour_starts: Dict[str, Optional[float]] = {}
         self._filled_at = now()
 
     def __call__(self, stamp: str) -> Optional[float]:
         """Seconds since the epoch for ``Mmm dd hh:mm:ss``, or None when it is not a valid time."""
-        seconds = self._seconds.get(stamp)
+        seconds = self.seconds.get(stamp)
         return seconds if seconds is not None else self._convert(stamp)
 
     def _convert(self, stamp: str) -> Optional[float]:
         now = self._now()
-        if len(self._seconds) >= _CACHE_LIMIT or now - self._filled_at > 3600:
-            self._seconds.clear()
+        if len(self.seconds) >= _CACHE_LIMIT or now - self._filled_at > 3600:
+            self.seconds.clear()
             self._hour_starts.clear()
             self._filled_at = now
         day_hour = stamp[:9]
@@ -153,7 +153,7 @@ class Rfc3164Clock:
         minute, second = stamp[10:12], stamp[13:15]
         if base is None or len(stamp) != 15 or stamp[12] != ":" or not (minute.isdigit() and second.isdigit()):
             return None
-        seconds = self._seconds[stamp] = base + int(minute) * 60 + int(second)
+        seconds = self.seconds[stamp] = base + int(minute) * 60 + int(second)
         return seconds
 
     def _hour_start(self, day_hour: str, reading: float) -> Optional[float]:
