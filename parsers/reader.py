@@ -244,12 +244,12 @@ class LineReader:
         addresses, recognised, sink, build = self._addresses, self.recognised, self.sink, tuple.__new__
         kind, priority, candidates = shape.kind, shape.has_priority, 0
         stamp_group, host_group = (1, 2) if priority else (0, 1)
-        counted, line = start, self._line_at(start)
+        counted, line = start + 1, self._line_at(start)
         for match in scan.pattern.finditer(text, start, stop):
             candidates += 1
-            groups = match.groups()
-            host = groups[host_group]
             form = fast.get(match.lastindex)
+            groups = match.groups()
+            host = groups[host_group] if form is not None else None
             if form is None or (host is not None and host[-1] == ":"):
                 line_end = text.find("\n", match.end())
                 self._read_syslog_line(text[match.start() + 1:line_end if line_end >= 0 else len(text)], match.start())
@@ -367,7 +367,7 @@ class LineReader:
             line = text[start:line_end]
             self._read_json(line[:-1] if line[-1:] == "\r" else line, newline)
             return line_end
-        if first in ("", "\r") or not text[start:line_end].strip():
+        if not text[start:line_end].strip():
             return line_end
         if self._json_only:
             self.sink.malformed("json", "not a JSON object", self._line_at(newline))
@@ -556,34 +556,36 @@ def _event_time_ext(code: int, data: bytes) -> object:
     """msgpack ext type 0 is Fluent's EventTime (uint32 seconds, uint32 nanoseconds)."""
     if code == 0 and len(data) == 8:
         return int.from_bytes(data[:4], "big") + int.from_bytes(data[4:], "big") / 1e9
-    return msgpack.ExtType(code, data)
+    return msgpack.ExtType(code, bytes(data))
+
+
+class _Corrupt(Exception):
+    """The bytes at a record's start are no record: the stream is resynchronised after them."""
 
 
 class MsgpackReader:
     """Reads the unframed stream of msgpack maps Fluentd's exec_filter writes (``--input msgpack``).
 
-    Every map is handled as soon as its last byte arrives. Keys injected by ``<inject>`` are
-    renamed as the LineReader it feeds says (``rename_injected``). A value that is not a map,
-    a map no shape fits, or bytes that are not msgpack are counted and reported; after
-    undecodable bytes the stream is re-synchronised at the next map header byte. A record past
-    the size limit is skipped to its end (its headers walked, its strings never held) and
-    reported once.
+    Every map is handled as soon as its last byte arrives: the stream is framed with msgpack's
+    ``Unpacker.skip()`` (no objects built) and each record decoded by msgspec into the Record
+    struct. Keys injected by ``<inject>`` are renamed as the LineReader it feeds says. A value
+    that is not a map, a map no shape fits, or bytes that are not msgpack are counted and
+    reported. A record past the size limit is skipped to its end (its headers walked, its
+    strings never held) and reported once.
+
+    Bytes that are no record (a bad byte, nesting past msgpack's depth limit, a string
+    declaring more than 128 times the size limit, a map whose keys are not text) are reported
+    and the stream is resynchronised at the next map header after them; while it is, records
+    are framed in small windows, so that garbage costs time in proportion to its length.
     """
 
     def __init__(self, lines: LineReader) -> None:
         self._lines = lines
         self._limit = lines._limit
         self._skipping: Optional[_ObjectSkipper] = None  # walking past a record over the limit
-        self._unpacker = self._new_unpacker()
-
-    def _new_unpacker(self) -> "msgpack.Unpacker":
-        self._fed = 0  # bytes given to the current unpacker
-        self._boundary = 0  # where the unfinished record starts (tell() runs ahead inside one)
-        self._held = b""  # the unfinished record's bytes so far
-        big = 2 ** 32 - 1  # long strings are bounded by the size limit, not refused as undecodable
-        return msgpack.Unpacker(raw=False, strict_map_key=False, ext_hook=_event_time_ext,
-                                max_buffer_size=2 * self._limit, max_str_len=big, max_bin_len=big,
-                                max_ext_len=big, unicode_errors="replace")
+        self._buffer = b""  # bytes of records not read yet (an unfinished one at the end)
+        self._window = _WINDOW_MAX  # bytes framed at a time; small while resynchronising
+        self._decode = msgspec.msgpack.Decoder(Record, ext_hook=_event_time_ext).decode
 
     @property
     def line_number(self) -> int:
@@ -591,94 +593,168 @@ class MsgpackReader:
         return self._lines.line_number
 
     def feed(self, data: bytes) -> None:
-        """Read a chunk of the stream; every complete map in it is handled now. The chunk goes
-        to the unpacker in pieces of at most the size limit, so its buffer (twice the limit)
-        never fills before an unfinished record is known to be over the limit."""
-        position, limit = 0, min(self._limit, _MSGPACK_PIECE)
-        while position < len(data):
-            if self._skipping is not None:
-                position = self._skipping.skip(data, position)
-                if position < 0:
-                    return
-                self._end_oversized()
-            else:
-                self._feed_piece(data[position:position + limit] if position or len(data) > limit else data)
-                position += limit
+        """Read a chunk of the stream; every complete map in it is handled now."""
+        if self._skipping is not None:
+            position = self._skipping.skip(data, 0)
+            if position < 0:
+                return
+            self._end_oversized()
+            data = data[position:]
+        buffer = self._buffer + data if self._buffer else data
+        self._buffer = buffer[self._read_records(buffer):]
 
-    def _feed_piece(self, piece: bytes) -> None:
-        lines = self._lines
-        sink = lines.sink
-        unpacker = self._unpacker
-        start, held = self._boundary, self._held + piece if self._held else piece
-        try:
-            unpacker.feed(piece)
-            self._fed += len(piece)
-        except msgpack.BufferFull:  # not expected (see feed): skip what is held as oversized
-            pass
-        while True:
-            try:  # only the unpacking: an error in reading a record is not undecodable bytes
-                item = next(unpacker)
-            except StopIteration:
-                break
-            except (ValueError, TypeError, msgpack.UnpackException) as error:  # FormatError, StackError; a list as a key
-                lines.line_number += 1
-                sink.malformed("msgpack", f"undecodable bytes ({short_reason(error)}); resynchronising", lines.line_number)
-                # every record is a map: start again at the next map header after the bad record's first byte
-                found = _MAP_HEADER.search(held, self._boundary - start + 1)
-                held = held[found.start():] if found else b""
-                unpacker = self._unpacker = self._new_unpacker()
-                start = 0
-                unpacker.feed(held)  # less than the limit plus a piece: it fits
-                self._fed = len(held)
+    def finish(self) -> None:
+        """End of stream: bytes of an unfinished map are reported as a truncated record (not
+        searched for maps: a record cut short holds its own nested maps, no records)."""
+        if self._skipping is not None:
+            self._end_oversized()
+        if self._buffer:
+            self._note_problem(f"stream ended inside a record ({len(self._buffer)} bytes)")
+            self._buffer = b""
+
+    def _read_records(self, buffer: bytes) -> int:
+        """Frame and read the whole records of ``buffer``; return where the unread rest starts."""
+        start, size = 0, len(buffer)
+        view = memoryview(buffer)
+        while start < size:
+            window = self._window
+            unpacker = _unpacker(self._limit)
+            unpacker.feed(view[start:start + window])
+            framed = 0  # bytes of the window read as whole records
+            try:
+                while True:
+                    try:
+                        unpacker.skip()
+                    except msgpack.OutOfData:
+                        break
+                    end = unpacker.tell()
+                    self._read_record(view[start + framed:start + end])
+                    framed = end
+            except (_Corrupt, msgpack.StackError, ValueError, msgpack.UnpackException) as error:
+                start = self._resynchronise(buffer, start + framed, error, unpacker.tell() - framed)
+                if start < 0:
+                    return size
                 continue
-            lines.line_number += 1
-            end = unpacker.tell()
-            size, self._boundary = end - self._boundary, end
-            if size > self._limit:
-                sink.oversized(size, lines.line_number)
-            elif isinstance(item, dict):
-                self._read_map(item)
+            if framed:
+                start += framed
+                self._window = min(window * 2, _WINDOW_MAX)
+            elif start + window < size:
+                self._window = window * 4  # a record longer than the window
             else:
-                sink.malformed("msgpack", f"a {type(item).__name__}, not a map", lines.line_number)
-        self._held = held[self._boundary - start:]
-        if len(self._held) > self._limit:  # the unfinished record is over the limit: skip it
-            self._skipping = _ObjectSkipper(self._limit)
-            ended = self._skipping.skip(self._held, 0) >= 0  # only if its counts are absurd
-            self._unpacker = self._new_unpacker()
-            if ended:
+                return self._unfinished(buffer, start)
+        return start
+
+    def _unfinished(self, buffer: bytes, start: int) -> int:
+        """The record at ``start`` has not ended yet. Its headers are walked, since skip() waits
+        for whatever they declare: one that cannot be a record is resynchronised after at once
+        (an array of four billion items would otherwise hold back every record after it); one
+        over the size limit is skipped; any other waits for its end."""
+        skipper = _ObjectSkipper(self._limit)
+        end = skipper.skip(buffer, start)
+        if skipper.corrupt:
+            resume = self._resync_after(buffer, start, "a header declares more than any record holds; resynchronising")
+            return len(buffer) if resume < 0 else resume + self._read_records(buffer[resume:])
+        if len(buffer) - start > self._limit:
+            self._skipping = skipper
+            if end < 0:
+                return len(buffer)
+            self._end_oversized()
+            return end + self._read_records(buffer[end:])
+        return start
+
+    def _resynchronise(self, buffer: bytes, start: int, error: Exception, consumed: int) -> int:
+        """Bytes at ``start`` that are no record (``error`` says why): a record over the size
+        limit is skipped; anything else is reported and reading goes on at the next map header
+        after them. Returns that position, or -1 when the rest of the buffer is gone."""
+        if not isinstance(error, (_Corrupt, msgpack.StackError)):
+            skipper = _ObjectSkipper(self._limit)
+            end = skipper.skip(buffer, start)
+            if not skipper.corrupt and (end < 0 or end - start > self._limit):
+                if end < 0:  # an honest record over the limit, still arriving
+                    self._skipping = skipper
+                    return -1
+                self._skipping = skipper
                 self._end_oversized()
+                return end
+        # nested past the depth limit: everything the unpacker walked belongs to the garbage
+        skip_to = start + max(consumed, 1) if isinstance(error, msgpack.StackError) else start + 1
+        return self._resync_after(buffer, skip_to - 1, f"undecodable bytes ({short_reason(error)}); resynchronising")
+
+    def _resync_after(self, buffer: bytes, position: int, reason: str) -> int:
+        self._note_problem(reason)
+        self._window = _WINDOW_MIN
+        found = _MAP_HEADER.search(buffer, position + 1)
+        if found is None:
+            return -1
+        return found.start()
+
+    def _note_problem(self, reason: str) -> None:
+        self._lines.line_number += 1
+        self._lines.sink.malformed("msgpack", reason, self._lines.line_number)
 
     def _end_oversized(self) -> None:
         self._lines.line_number += 1
         self._lines.sink.oversized(self._skipping.size, self._lines.line_number)
         self._skipping = None
 
-    def _read_map(self, item: dict) -> None:
-        self._lines.rename_injected(item)
+    def _read_record(self, raw: memoryview) -> None:
+        """One framed record: decoded straight into a Record; a map with bytes keys (Fluentd
+        in_tail without ``encoding UTF-8``), invalid UTF-8 or renamed injected keys goes
+        through a dict.
+        Raises _Corrupt for a map whose keys are not text: a map cut short that swallowed the
+        records after it, which resynchronising gives back."""
+        lines = self._lines
+        lines.line_number += 1
+        if len(raw) > self._limit:
+            lines.sink.oversized(len(raw), lines.line_number)
+            return
         try:
-            record = msgspec.convert(item, Record, str_keys=True)
+            record = None if lines._renames else self._decode(raw)
+        except (msgspec.DecodeError, RecursionError):  # a ValidationError too; invalid UTF-8
+            record = None
+        if record is None:
+            record = self._record_of_map(raw)
+            if record is None:
+                return
+        lines.read_record(record)
+
+    def _record_of_map(self, raw: memoryview) -> Optional[Record]:
+        """The slow way, for what msgspec refused: unpack, fix the keys, convert."""
+        lines = self._lines
+        try:
+            item = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_event_time_ext,
+                                   unicode_errors="replace")
+        except ValueError:  # a key that is no text: not a record Fluentd wrote
+            lines.line_number -= 1
+            raise _Corrupt("a map whose keys are not text") from None
+        except (msgpack.UnpackException, TypeError, RecursionError) as error:
+            lines.sink.malformed("msgpack", f"undecodable record ({short_reason(error)})", lines.line_number)
+            return None
+        if not isinstance(item, dict):
+            lines.sink.malformed("msgpack", f"a {type(item).__name__}, not a map", lines.line_number)
+            return None
+        lines.rename_injected(item)
+        try:
+            return msgspec.convert(item, Record, str_keys=True)
         except (msgspec.ValidationError, RecursionError):
             try:
-                record = msgspec.convert(_text_keys(item), Record, str_keys=True)
+                return msgspec.convert(_text_keys(item), Record, str_keys=True)
             except (msgspec.ValidationError, RecursionError) as error:
-                self._lines.sink.malformed("msgpack", short_reason(error), self._lines.line_number)
-                return
-        self._lines.read_record(record)
-
-    def finish(self) -> None:
-        """End of stream: bytes of an unfinished map are reported as a truncated record."""
-        if self._skipping is not None:
-            self._end_oversized()
-        leftover = self._fed - self._boundary
-        if leftover > 0:
-            self._lines.line_number += 1
-            self._lines.sink.malformed("msgpack", f"stream ended inside a record ({leftover} bytes)",
-                                       self._lines.line_number)
-        self._unpacker = self._new_unpacker()
+                lines.sink.malformed("msgpack", short_reason(error), lines.line_number)
+                return None
 
 
-_MSGPACK_PIECE = 64 * 1024  # bytes given to the unpacker at a time
+_WINDOW_MAX = 256 * 1024  # bytes framed at a time
+_WINDOW_MIN = 1024  # ... right after undecodable bytes
 _MAP_HEADER = re.compile(b"[\\x80-\\x8f\\xde\\xdf]")  # fixmap, map 16, map 32
+
+
+def _unpacker(limit: int) -> "msgpack.Unpacker":
+    """A framing unpacker: strings, binaries and exts over the size limit, and counts beyond
+    what the limit could hold, raise at their header instead of being waited for."""
+    return msgpack.Unpacker(raw=False, max_buffer_size=0, max_str_len=limit, max_bin_len=limit,
+                            max_ext_len=limit, max_array_len=limit, max_map_len=limit)
+
 
 # msgpack headers by first byte, for walking past a record too big to decode (the spec's formats)
 _FIXED_SIZE = {0xc0: 0, 0xc2: 0, 0xc3: 0, 0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1,
@@ -686,18 +762,23 @@ _FIXED_SIZE = {0xc0: 0, 0xc2: 0, 0xc3: 0, 0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0x
 _LENGTH_BYTES = {0xc4: (1, 0), 0xc5: (2, 0), 0xc6: (4, 0), 0xc7: (1, 1), 0xc8: (2, 1), 0xc9: (4, 1),
                  0xd9: (1, 0), 0xda: (2, 0), 0xdb: (4, 0)}  # str, bin, ext: (length bytes, type bytes)
 _COUNT_BYTES = {0xdc: (2, 1), 0xdd: (4, 1), 0xde: (2, 2), 0xdf: (4, 2)}  # array, map: (count bytes, items each)
+LONGEST_SKIPPED = 128  # a string longer than this many size limits is corruption, not a record to skip
 
 
 class _ObjectSkipper:
     """Walks past one msgpack object, chunk by chunk, reading only its headers: a string of any
-    length costs nothing. Counts beyond what the unpacker accepts end the walk (resynchronise)."""
+    length costs nothing. A header no record can have (the unused byte 0xc1, a count past
+    twice the size limit, a length past LONGEST_SKIPPED size limits) ends the walk as
+    ``corrupt``: skipping it would swallow what follows."""
 
     def __init__(self, limit: int) -> None:
         self.size = 0  # bytes walked
+        self.corrupt = False
         self._items = 1  # items still to pass
         self._payload = 0  # bytes of the current str / bin / ext / number still to pass
         self._header = b""  # a header cut at the end of the last chunk
         self._max_items = 2 * limit
+        self._max_length = LONGEST_SKIPPED * limit
 
     def skip(self, data: bytes, position: int) -> int:
         """Walk ``data`` from ``position``: the offset just past the object, or -1 (not ended)."""
@@ -707,7 +788,7 @@ class _ObjectSkipper:
             data, position, self._header = self._header + data[position:], 0, b""
         start = position
         end = len(data)
-        while True:
+        while not self.corrupt:
             if self._payload:
                 step = min(self._payload, end - position)
                 position += step
@@ -743,16 +824,18 @@ class _ObjectSkipper:
                 if byte in _LENGTH_BYTES:
                     self._payload = number + each
                     self._items -= 1
+                    self.corrupt = number > self._max_length
                 else:
                     self._items += number * each - 1
-            else:  # 0xc1 is never used: not msgpack, stop here
-                self._items = 0
+            else:  # 0xc1 is never used: not msgpack
+                self.corrupt = True
             if self._items > self._max_items:
-                self._items = 0
+                self.corrupt = True
         self.size += position - start
-        if self._items or self._payload:
+        if self.corrupt or self._items or self._payload:
             return -1
         return position + shift
+
 
 def _text_keys(value: object) -> object:
     """Maps with bytes keys or values (Fluentd in_tail without ``encoding UTF-8`` sends msgpack

@@ -70,9 +70,9 @@ NEW_RECORD = re.compile(r"\n(?:[ \t]*<(?:\w+:)?Event[\s>]|<\?xml|<!DOCTYPE|\{|"
 _SSHD_PREFIXES = r"(?:\[ID [0-9]+ [^\]\n]*\] )?(?:message repeated [0-9]+ times: \[ ?)?(?:(?:error|fatal): )?"
 _COUNTED_WORD = "(?:" + "|".join(re.escape(word) for word in COUNTED_WORDS) + ") "
 _SSHD_PROGRAM = "(" + "|".join(sorted(SSHD_PROGRAMS, reverse=True)) + ")"
-# A fast form ends the line, but for blanks (read_sshd_message strips them: it strips more kinds,
-# whose lines then go the generic way).
-_LINE_END = r"[ \t\r\f\v]*(?=\n|\Z)"
+# A fast form ends the line, but for ASCII blanks. read_sshd_message strips every kind of
+# blank first (str.rstrip: what \s matches); a line ending in another kind goes the generic way.
+_LINE_END = r"(?<!\s)[ \t\r\f\v]*(?=\n|\Z)"
 
 
 class FastForm(NamedTuple):
