@@ -9,11 +9,13 @@ Layout (chosen for memory: at a million sprayed addresses every byte per IP coun
   last failure times, so the common question, "are all of this IP's failures inside the
   window?", is answered without touching a bucket, and answered exactly.
 
-A sprayed IP with one failure costs one entry in each dict plus one small Tally.
+A sprayed IP with one failure costs one entry in each dict plus one small Tally. Eviction
+under the cap (:class:`EvictionQueue`) adds nothing per IP: it ranks the IPs now and then.
 """
 
 import heapq
-from typing import Dict, Iterator, List, NamedTuple, Tuple
+import math
+from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
 from sortedcontainers import SortedDict
 
@@ -176,39 +178,12 @@ class FailureCounter:
             return 0
         width = self.bucket_seconds
         buckets = self._buckets
-        for number in list(buckets.irange(int(tally.first // width), int(tally.last // width))):
+        first, last = int(tally.first // width), int(tally.last // width)
+        for number in (first,) if first == last else list(buckets.irange(first, last)):
             bucket = buckets[number]
             if bucket.pop(ip, None) is not None and not bucket:
                 del buckets[number]
         return tally.total
-
-    def least_important(self, limit: int, protected: Dict[str, object], now: float,
-                        threshold: int) -> List[Tuple[float, str]]:
-        """Up to ``limit`` eviction candidates as (score, ip), highest score first, where the
-        score is (failures still needed to pass the threshold) x (time since the last failure):
-        IPs far below the threshold AND long idle go first; a fresh IP, or one over the
-        threshold, scores 0 or less and goes last. IPs in ``protected`` are never proposed.
-
-        Buckets are walked from the oldest; an IP is scored in the bucket of its last failure.
-        The walk stops when no later bucket can beat the scores found (an IP in a bucket
-        starting at t scores at most threshold x (now - t)). Runtime: O(entries walked).
-        """
-        width = self.bucket_seconds
-        tallies = self._tallies
-        best: List[Tuple[float, str]] = []  # a min-heap of the top ``limit`` scores
-        for number, bucket in self._buckets.items():
-            if len(best) >= limit and best[0][0] >= threshold * (now - number * width):
-                break
-            for ip in bucket:
-                tally = tallies[ip]
-                if int(tally.last // width) != number or ip in protected:
-                    continue
-                entry = ((threshold + 1 - tally.total) * (now - tally.last), ip)
-                if len(best) < limit:
-                    heapq.heappush(best, entry)
-                elif entry > best[0]:
-                    heapq.heapreplace(best, entry)
-        return sorted(best, reverse=True)
 
     def dump(self) -> Iterator[list]:
         """Everything the counter holds, as plain lists for a snapshot: first one list per IP
@@ -262,3 +237,79 @@ class FailureCounter:
             assert int(tally.first // width) <= spans[ip][0], f"{ip}: first failure after its first bucket"
             assert int(tally.last // width) == spans[ip][-1], f"{ip}: last failure not in its last bucket"
             assert 1 <= len(tally.hosts) <= MAX_TARGETS and 1 <= len(tally.users) <= MAX_TARGETS
+
+
+def eviction_score(tally: Tally, now: float, threshold: int) -> float:
+    """How little an IP matters: (failures still needed to pass the threshold) x (time since
+    its last failure). High for an IP far below the threshold AND long idle; 0 for a fresh IP
+    or one just over the threshold, below 0 further over it."""
+    return (threshold + 1 - tally.total) * (now - tally.last)
+
+
+class EvictionQueue:
+    """The IPs to forget when the cap on tracked IPs is passed, highest eviction_score first,
+    over the counters of every failure source.
+
+    Ranking looks at every tracked IP, so it is done only when the queue runs dry: it keeps the
+    quarter of the tracked IPs that score highest (at least the number asked for), and the
+    evictions that follow take them in that order. One ranking of n IPs costs O(n log n) and
+    serves n / 4 evictions: amortised O(log n) per eviction, and no memory per IP between
+    rankings (the queue itself is at most a quarter of the IPs). When its turn comes, an IP is
+    skipped if it is gone (expired, forgotten), if its score at the ranking time is not the one
+    it was ranked with (a failure came since: it is active again, and is ranked anew next
+    time), or if it has a retained sign-in. IPs that first failed after the ranking wait for the
+    next one: fresh IPs go last, as they would by their score.
+    """
+
+    def __init__(self) -> None:
+        self._ranked: List[Tuple[float, str, int]] = []  # (score, ip, counter index), lowest first
+        self._ranked_at = 0.0
+
+    def __len__(self) -> int:
+        return len(self._ranked)
+
+    def evict(self, counters: Sequence[FailureCounter], wanted: int, protected: Dict[str, object], now: float,
+              threshold: int) -> int:
+        """Forget up to ``wanted`` IPs that matter least, none of those in ``protected``;
+        return how many were forgotten (fewer only when fewer IPs can go)."""
+        evicted = 0
+        ranked_now = False
+        while evicted < wanted:
+            if not self._ranked:
+                if ranked_now:
+                    break  # every IP left is protected
+                self._rank(counters, protected, now, threshold, wanted)
+                ranked_now = True
+                continue
+            score, ip, index = self._ranked.pop()
+            counter = counters[index]
+            tally = counter._tallies.get(ip)
+            if tally is None or ip in protected or eviction_score(tally, self._ranked_at, threshold) != score:
+                continue
+            counter.forget(ip)
+            evicted += 1
+        return evicted
+
+    def _rank(self, counters: Sequence[FailureCounter], protected: Dict[str, object], now: float, threshold: int,
+              at_least: int) -> None:
+        """Keep the highest-scoring quarter of the tracked IPs (a bounded min-heap while they
+        are walked, so the ranking never holds every IP at once), lowest score first."""
+        size = max(at_least, sum(len(counter) for counter in counters) // 4)
+        best: List[Tuple[float, str, int]] = []
+        limit = threshold + 1
+        floor = -math.inf  # once the heap is full: the lowest score in it, which a newcomer must beat
+        for index, counter in enumerate(counters):
+            for ip, tally in counter._tallies.items():
+                score = (limit - tally.total) * (now - tally.last)  # eviction_score, inlined
+                if score <= floor or ip in protected:
+                    continue
+                if len(best) < size:
+                    heapq.heappush(best, (score, ip, index))
+                    if len(best) == size:
+                        floor = best[0][0]
+                else:
+                    heapq.heapreplace(best, (score, ip, index))
+                    floor = best[0][0]
+        best.sort()
+        self._ranked = best
+        self._ranked_at = now
