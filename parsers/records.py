@@ -15,7 +15,7 @@ the same struct, so there is one set of shape rules.
 
 import math
 import re
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 import msgspec
 
@@ -143,6 +143,32 @@ class Record(SignInProperties):
         default=_UNSET, name="network_information.workstation_name")
     description_process_name: Any = msgspec.field(
         default=_UNSET, name="process_information.caller_process_name")
+
+
+# JSON may escape a lone surrogate ("\ud800": JavaScript and .NET write one for a string that
+# holds it). msgspec refuses the whole document then, so one bad string in one item would lose
+# every record of an Event Hub body. Such escapes are replaced by \ufffd (U+FFFD) and the
+# document decoded again; an escaped backslash is a token of its own, so "\\ud800" stays text.
+_SURROGATE_ESCAPES = re.compile(
+    r"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+Decoded = TypeVar("Decoded")
+
+
+def decode_json(decode: Callable[[str], Decoded], text: str) -> Decoded:
+    """``decode(text)`` with a msgspec decoder; a document that escapes a lone surrogate is
+    decoded with U+FFFD in its place instead of being refused (its other errors stand)."""
+    try:
+        return decode(text)
+    except msgspec.DecodeError:
+        repaired = _SURROGATE_ESCAPES.sub(_lone_surrogate_replaced, text)
+        if repaired == text:
+            raise
+    return decode(repaired)
+
+
+def _lone_surrogate_replaced(match: "re.Match[str]") -> str:
+    token = match.group()
+    return "\\ufffd" if len(token) == 6 else token  # a pair (12) or an escaped backslash (2) stays
 
 
 # Parsing a wrapped raw line is the reader's job (it knows every line format); it registers
