@@ -108,6 +108,8 @@ class Record(SignInProperties):
     SYSLOG_FACILITY: Any = _UNSET
     SYSLOG_PID: Any = _UNSET
     comm: Any = msgspec.field(default=_UNSET, name="_COMM")
+    exe: Any = msgspec.field(default=_UNSET, name="_EXE")
+    uid: Any = msgspec.field(default=_UNSET, name="_UID")
     pid: Any = msgspec.field(default=_UNSET, name="_PID")
     hostname: Any = msgspec.field(default=_UNSET, name="_HOSTNAME")
     realtime: Any = msgspec.field(default=_UNSET, name="__REALTIME_TIMESTAMP")
@@ -279,9 +281,28 @@ def _graph_signin(record: Record) -> Event:
     )
 
 
+def _journald_program(record: Record) -> str:
+    """The program of a journald entry as the kernel vouches for it (docs/hostile-input.md).
+
+    journald takes ``_UID`` from the socket's credentials (the kernel's word) and ``_EXE`` and
+    ``_COMM`` from /proc; a client cannot set fields that start with ``_``. ``_COMM`` is no
+    identity: any process renames itself (``prctl(PR_SET_NAME)``) or is run as a file named
+    ``sshd``. ``_EXE`` is the binary the kernel runs, but a user may run /usr/sbin/sshd himself
+    (his own config, port and host key; with LD_PRELOAD it writes anything) - as himself, never
+    as root, and sshd logs its failures from processes running as root. So the program is the
+    file name of ``_EXE`` (``_COMM`` when journald could not read ``_EXE``: the process had
+    exited), and an entry not logged by root (``_UID`` other than 0, or none: not from a local
+    process) names its uid too, which no sshd program name matches.
+    """
+    exe = text_value(record.exe)
+    name = exe.rpartition("/")[2].removesuffix(" (deleted)") if exe else text_value(record.comm)
+    uid = text_value(record.uid)
+    return name if uid == "0" else f"{name} (uid {uid or 'unknown'})"
+
+
 def _journald(record: Record) -> Event:
-    """A ``journalctl -o json`` entry. ``_COMM`` is set by journald and cannot be forged by the
-    logging process, so it is the trusted program; ``SYSLOG_IDENTIFIER`` is Sentinel's ProcessName."""
+    """A ``journalctl -o json`` entry; the trusted program is :func:`_journald_program`'s,
+    ``SYSLOG_IDENTIFIER`` (the client's word) is Sentinel's ProcessName."""
     kind = "journald"
     message = record.MESSAGE
     if isinstance(message, list):  # journald writes non-UTF-8 messages as an array of bytes
@@ -301,7 +322,7 @@ def _journald(record: Record) -> Event:
     facility = FACILITIES[number] if number is not None and number < 24 else ""
     return syslog_event(when, kind, text_value(record.hostname), text_value(record.SYSLOG_IDENTIFIER),
                         text_value(record.SYSLOG_PID or record.pid), facility, text_value(message),
-                        text_value(record.comm))
+                        _journald_program(record))
 
 
 def _fluentd_syslog(record: Record, default_facility: str) -> Event:
