@@ -282,20 +282,22 @@ def collector_record(rng) -> dict:
 
 # -- msgpack streams --------------------------------------------------------------------------------
 
-def msgpack_stream(rng) -> bytes:
-    """Whole maps of every record shape, some with bytes, ext types, odd keys; values the
+def msgpack_record(rng) -> bytes:
+    """One map of any record shape, sometimes with bytes, ext types or odd keys; values the
     generators above make."""
     makers: List[Callable[[], dict]] = [lambda: collector_record(rng), lambda: journald_entry(rng),
                                         lambda: signin_record(rng), lambda: signin_wrapper(rng),
                                         lambda: {"log": windows_event(rng).replace("\n", " ")}]
-    out = []
-    for _ in range(rng.randrange(1, 4)):
-        record = rng.choice(makers)()
-        if rng.random() < 0.2:
-            record[rng.choice(("time", b"log", 7, ""))] = rng.choice((msgpack.ExtType(0, b"\x00" * 8),
-                                                                       msgpack.ExtType(5, b"x"), b"\xff", 2 ** 64 - 1))
-        out.append(msgpack.packb(record, use_bin_type=rng.random() < 0.5, unicode_errors="surrogatepass"))
-    return b"".join(out)
+    record = rng.choice(makers)()
+    if rng.random() < 0.2:
+        record[rng.choice(("time", b"log", 7, ""))] = rng.choice((msgpack.ExtType(0, b"\x00" * 8),
+                                                                   msgpack.ExtType(5, b"x"), b"\xff", 2 ** 64 - 1))
+    return msgpack.packb(record, use_bin_type=rng.random() < 0.5, unicode_errors="surrogatepass")
+
+
+def msgpack_stream(rng) -> bytes:
+    """A few whole maps (msgpack_record)."""
+    return b"".join(msgpack_record(rng) for _ in range(rng.randrange(1, 4)))
 
 
 def desynchronising_msgpack(rng) -> bytes:
