@@ -13,7 +13,8 @@ A sprayed IP with one failure costs one entry in each dict plus one small Tally.
 under the cap (:class:`EvictionQueue`) adds nothing per IP: it ranks the IPs now and then.
 """
 
-import heapq
+import bisect
+import itertools
 import math
 from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
@@ -250,66 +251,87 @@ class EvictionQueue:
     """The IPs to forget when the cap on tracked IPs is passed, highest eviction_score first,
     over the counters of every failure source.
 
+    Scores change with the clock, each at its own rate, so no order of the IPs holds for long.
     Ranking looks at every tracked IP, so it is done only when the queue runs dry: it keeps the
-    quarter of the tracked IPs that score highest (at least the number asked for), and the
-    evictions that follow take them in that order. One ranking of n IPs costs O(n log n) and
-    serves n / 4 evictions: amortised O(log n) per eviction, and no memory per IP between
-    rankings (the queue itself is at most a quarter of the IPs). When its turn comes, an IP is
-    skipped if it is gone (expired, forgotten), if its score at the ranking time is not the one
-    it was ranked with (a failure came since: it is active again, and is ranked anew next
-    time), or if it has a retained sign-in. IPs that first failed after the ranking wait for the
-    next one: fresh IPs go last, as they would by their score.
+    quarter of the tracked IPs that score highest (at least the number asked for), in about a
+    thousand bins of equal size whose edges are quantiles of a sample of the scores, and the
+    evictions that follow take them bin by bin, highest first (in score order to within a bin).
+    One ranking of n IPs costs O(n log n) and serves n / 4 evictions: amortised O(log n) per
+    eviction. Nothing is stored per IP between rankings; the queue holds one reference per IP
+    in it (8 bytes), no object. When its turn comes, an IP is skipped if it is gone (expired,
+    forgotten), if its score at the ranking time is now below its bin (a failure came since: it
+    is active again, and is ranked anew next time), or if it has a retained sign-in. IPs that
+    first failed after the ranking wait for the next one: fresh IPs go last, as they would by
+    their score.
     """
 
+    BINS = 1024
+    SAMPLE = 4096
+
     def __init__(self) -> None:
-        self._ranked: List[Tuple[float, str, int]] = []  # (score, ip, counter index), lowest first
+        self._bins: List[List[List[str]]] = []  # [counter index][bin] -> IPs; bin 0 is never used
+        self._edges: List[float] = []  # ascending: bin b holds the scores from _edges[b - 1] up
+        self._bin = 0  # the highest bin that may still hold IPs (0: the queue is empty)
         self._ranked_at = 0.0
 
     def __len__(self) -> int:
-        return len(self._ranked)
+        """IPs in the queue, skipped ones included (for tests and figures)."""
+        return sum(len(entries) for binned in self._bins for entries in binned[1:self._bin + 1])
 
     def evict(self, counters: Sequence[FailureCounter], wanted: int, protected: Dict[str, object], now: float,
               threshold: int) -> int:
         """Forget up to ``wanted`` IPs that matter least, none of those in ``protected``;
         return how many were forgotten (fewer only when fewer IPs can go)."""
         evicted = 0
-        ranked_now = False
+        rankings = 0
         while evicted < wanted:
-            if not self._ranked:
-                if ranked_now:
+            if not self._bin:
+                if rankings == 2:
                     break  # every IP left is protected
-                self._rank(counters, protected, now, threshold, wanted)
-                ranked_now = True
+                # a ranking's quarter comes from a sample: should it fall short, the next takes every IP
+                self._rank(counters, protected, now, threshold, wanted, everything=rankings == 1)
+                rankings += 1
                 continue
-            score, ip, index = self._ranked.pop()
+            for index, binned in enumerate(self._bins):
+                entries = binned[self._bin]
+                if entries:
+                    ip = entries.pop()
+                    break
+            else:
+                self._bin -= 1
+                continue
             counter = counters[index]
             tally = counter._tallies.get(ip)
-            if tally is None or ip in protected or eviction_score(tally, self._ranked_at, threshold) != score:
+            if tally is None or ip in protected or \
+                    eviction_score(tally, self._ranked_at, threshold) < self._edges[self._bin - 1]:
                 continue
             counter.forget(ip)
             evicted += 1
         return evicted
 
     def _rank(self, counters: Sequence[FailureCounter], protected: Dict[str, object], now: float, threshold: int,
-              at_least: int) -> None:
-        """Keep the highest-scoring quarter of the tracked IPs (a bounded min-heap while they
-        are walked, so the ranking never holds every IP at once), lowest score first."""
-        size = max(at_least, sum(len(counter) for counter in counters) // 4)
-        best: List[Tuple[float, str, int]] = []
+              at_least: int, everything: bool = False) -> None:
+        """Put the highest-scoring quarter of the tracked IPs (at least ``at_least``; all of
+        them with ``everything``) in bins."""
+        tracked = sum(len(counter) for counter in counters)
         limit = threshold + 1
-        floor = -math.inf  # once the heap is full: the lowest score in it, which a newcomer must beat
+        step = max(1, tracked // self.SAMPLE)
+        sample = sorted((limit - tally.total) * (now - tally.last)  # eviction_score, inlined
+                        for counter in counters for tally in itertools.islice(counter._tallies.values(), 0, None, step))
+        if not sample:
+            self._bin = 0
+            return
+        share = 1.0 if everything else min(1.0, max(at_least, tracked // 4) / tracked)
+        above = sample[min(len(sample) - 1, int(len(sample) * (1.0 - share))):]
+        edges = sorted(set(above[::max(1, len(above) // self.BINS)]) | {above[0]})
+        if everything:
+            edges[0] = -math.inf
+        cut = edges[0]
+        bins = [[[] for _ in range(len(edges) + 1)] for _ in counters]
         for index, counter in enumerate(counters):
+            binned = bins[index]
             for ip, tally in counter._tallies.items():
-                score = (limit - tally.total) * (now - tally.last)  # eviction_score, inlined
-                if score <= floor or ip in protected:
-                    continue
-                if len(best) < size:
-                    heapq.heappush(best, (score, ip, index))
-                    if len(best) == size:
-                        floor = best[0][0]
-                else:
-                    heapq.heapreplace(best, (score, ip, index))
-                    floor = best[0][0]
-        best.sort()
-        self._ranked = best
-        self._ranked_at = now
+                score = (limit - tally.total) * (now - tally.last)
+                if score >= cut and ip not in protected:
+                    binned[bisect.bisect_right(edges, score)].append(ip)
+        self._bins, self._edges, self._bin, self._ranked_at = bins, edges, len(edges), now
