@@ -119,16 +119,19 @@ C1_LINES = (xml_failures("192.0.2.250", "x&#xD800;y") + [signin_row("192.0.2.250
             + xml_failures("192.0.2.251", "admin") + [signin_row("192.0.2.251", "s2", "2026-11-27T12:07:30Z")])
 
 
-@pytest.mark.parametrize("output", ["json", "msgpack", "explain", "state"])
+@pytest.mark.parametrize("output", ["json", "msgpack", "explain", "state", "msgpack-input"])
 def test_c1_a_character_reference_to_a_surrogate_stops_nothing(output, tmp_path):
     """The reproducer of the review: the run reads all 14 lines and the alert after the bad
     event is written, whatever the reader makes of the reference (U+FFFD, or a refused event)."""
     args = {"json": [], "msgpack": ["--output", "msgpack"], "explain": ["--explain"],
-            "state": ["--state", str(tmp_path / "state")]}[output]
-    result = run_cli(["--stats", *args], stdin=("\n".join(C1_LINES) + "\n").encode())
+            "state": ["--state", str(tmp_path / "state")], "msgpack-input": ["--input", "msgpack"]}[output]
+    data = ("\n".join(C1_LINES) + "\n").encode()
+    if output == "msgpack-input":  # as Fluentd hands them over: the XML in "log", the sign-ins as maps
+        data = b"".join(msgpack.packb(json.loads(line) if line.startswith("{") else {"log": line}) for line in C1_LINES)
+    result = run_cli(["--stats", *args], stdin=data)
     assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr[-3000:]
     summary = stats_summary(result.stderr.decode())
-    assert summary["lines"] == "14"
+    assert summary["records" if output == "msgpack-input" else "lines"] == "14"
     if output == "msgpack":
         unpacker = msgpack.Unpacker(raw=False)
         unpacker.feed(result.stdout)
