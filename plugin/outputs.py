@@ -73,7 +73,7 @@ class StdoutOutput:
         try:
             self._stream.flush()
         except (BrokenPipeError, ValueError) as error:
-            closed_output(self._stream, error)  # gone: nothing left to flush
+            closed_output(self._stream, error)  # raises unless the reader is gone (then nothing is left to flush)
 
 
 class ForwardAlerts:

@@ -118,7 +118,7 @@ def test_no_innocent_address_is_charged(kind, seed):
                                        "ambiguity check, so the attacker's reading is left)")
 @BOUNDED
 @given(seed=SEEDS)
-@example(seed=1)
+@example(seed=2)  # fails until the fix: the strict xfail does not depend on what the search finds
 def test_no_innocent_address_is_charged_through_a_slot_that_holds_no_address(seed):
     misattribution("m1-non-ip-slot", random.Random(seed))
 
@@ -135,7 +135,7 @@ def test_good_lines_after_hostile_ones_are_kept(kind, seed):
                                        "comment, DTD or event)")
 @BOUNDED
 @given(seed=SEEDS)
-@example(seed=1)
+@example(seed=2)  # fails until the fix: the strict xfail does not depend on what the search finds
 def test_good_lines_after_broken_xml_are_kept(seed):
     kept("d1-broken-xml", random.Random(seed))
 
@@ -153,7 +153,7 @@ def test_good_items_of_a_wrapper_are_kept(seed):
                                        "records.decode_json, for an escaped lone surrogate)")
 @BOUNDED
 @given(seed=SEEDS)
-@example(seed=1)
+@example(seed=2)  # fails until the fix: the strict xfail does not depend on what the search finds
 def test_good_items_after_bad_items_of_a_wrapper_are_kept(seed):
     rng = random.Random(seed)
     stream = hostile.good_failures() + [hostile.json_line(hostile.wrapper_with_bad_items(rng, good=hostile.good_signin()))]
@@ -180,7 +180,7 @@ def test_msgpack_records_after_hostile_ones_are_kept(seed):
                                        "string lengths; a truncated map swallows the records after it)")
 @BOUNDED
 @given(seed=SEEDS)
-@example(seed=1)
+@example(seed=2)  # fails until the fix: the strict xfail does not depend on what the search finds
 def test_msgpack_records_after_desynchronising_bytes_are_kept(seed):
     assert hostile.KEEP_IP in _msgpack_kept(hostile.desynchronising_msgpack(random.Random(seed))).alerted()
 
