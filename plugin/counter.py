@@ -10,7 +10,7 @@ Layout (chosen for memory: at a million sprayed addresses every byte per IP coun
   window?", is answered without touching a bucket, and answered exactly.
 
 A sprayed IP with one failure costs one entry in each dict plus one small Tally. Eviction
-under the cap (:class:`EvictionQueue`) adds nothing per IP: it ranks the IPs now and then.
+under the cap (:class:`EvictionQueue`) keeps nothing per IP: it ranks the IPs now and then.
 """
 
 import bisect
@@ -256,9 +256,10 @@ class EvictionQueue:
     quarter of the tracked IPs that score highest (at least the number asked for), in about a
     thousand bins of equal size whose edges are quantiles of a sample of the scores, and the
     evictions that follow take them bin by bin, highest first (in score order to within a bin).
-    One ranking of n IPs costs O(n log n) and serves n / 4 evictions: amortised O(log n) per
-    eviction. Nothing is stored per IP between rankings; the queue holds one reference per IP
-    in it (8 bytes), no object. When its turn comes, an IP is skipped if it is gone (expired,
+    One ranking of n IPs costs O(n) (a bisection among the bins for each IP it keeps) and serves
+    n / 4 evictions: amortised O(1) per eviction, besides forgetting the IP. No object is made
+    per IP: the queue holds one reference (8 bytes) per IP in it, and nothing is kept per IP
+    outside it. When its turn comes, an IP is skipped if it is gone (expired,
     forgotten), if its score at the ranking time is now below its bin (a failure came since: it
     is active again, and is ranked anew next time), or if it has a retained sign-in. IPs that
     first failed after the ranking wait for the next one: fresh IPs go last, as they would by
@@ -275,7 +276,7 @@ class EvictionQueue:
         self._ranked_at = 0.0
 
     def __len__(self) -> int:
-        """IPs in the queue, skipped ones included (for tests and figures)."""
+        """IPs in the queue, the ones that will be skipped included (for tests)."""
         return sum(len(entries) for binned in self._bins for entries in binned[1:self._bin + 1])
 
     def evict(self, counters: Sequence[FailureCounter], wanted: int, protected: Dict[str, object], now: float,
@@ -331,7 +332,7 @@ class EvictionQueue:
         for index, counter in enumerate(counters):
             binned = bins[index]
             for ip, tally in counter._tallies.items():
-                score = (limit - tally.total) * (now - tally.last)
+                score = (limit - tally.total) * (now - tally.last)  # eviction_score, inlined
                 if score >= cut and ip not in protected:
                     binned[bisect.bisect_right(edges, score)].append(ip)
         self._bins, self._edges, self._bin, self._ranked_at = bins, edges, len(edges), now

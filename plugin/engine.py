@@ -200,7 +200,7 @@ class Engine:
         """The cap on tracked IPs is passed: forget a batch (1 % of the cap) of the IPs that
         matter least, furthest below the threshold and longest idle together (see
         counter.EvictionQueue). IPs with a retained sign-in are kept; IPs over the threshold and
-        fresh IPs go last. Amortised O(log n) per IP evicted."""
+        fresh IPs go last. Amortised O(log n) per IP evicted, forgetting it included."""
         batch = max(1, self.settings.max_ips // 100)
         evicted = self._eviction_queue.evict(tuple(self.counters.values()), batch, self._retained.by_ip,
                                              self.newest, self.settings.threshold)
