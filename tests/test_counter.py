@@ -160,8 +160,8 @@ def test_the_queue_evicts_the_highest_scores_first_and_skips_what_changed():
 
 
 def test_the_queue_ranks_again_only_when_it_runs_dry():
-    """One ranking (O(n log n) for n tracked IPs) serves the next n / 4 evictions, whatever the
-    batch: an eviction costs amortised O(log n)."""
+    """One ranking (O(n) for n tracked IPs) serves the next n / 4 evictions, whatever the
+    batch: an eviction costs amortised O(1), besides forgetting the IP."""
     counter = _sprayed(2000)
     queue = EvictionQueue()
     rankings = []
