@@ -43,7 +43,7 @@ class Event(NamedTuple):
     # Syslog
     facility: str = ""  # Facility ("auth", "authpriv", ...)
     process_id: str = ""  # ProcessID
-    program: str = ""  # trusted program: syslog header or journald _COMM (never SYSLOG_IDENTIFIER)
+    program: str = ""  # trusted program: syslog header, or journald _EXE of a root process (never SYSLOG_IDENTIFIER)
     message: str = ""  # SyslogMessage
     # Entra ID sign-ins
     user_principal_name: str = ""  # UserPrincipalName

@@ -604,13 +604,19 @@ class MsgpackReader:
         self._buffer = buffer[self._read_records(buffer):]
 
     def finish(self) -> None:
-        """End of stream: bytes of an unfinished map are reported as a truncated record (not
-        searched for maps: a record cut short holds its own nested maps, no records)."""
+        """End of stream: bytes of an unfinished map are reported as a truncated record, and not
+        searched for maps (a record cut short holds its own nested maps, no records), unless
+        they cannot be a record (_unfinished)."""
         if self._skipping is not None:
             self._end_oversized()
-        if self._buffer:
-            self._note_problem(f"stream ended inside a record ({len(self._buffer)} bytes)")
-            self._buffer = b""
+        while self._buffer:
+            buffer, self._buffer = self._buffer, b""
+            if _holds_a_record_start(buffer, self._limit):
+                self._note_problem(f"stream ended inside a record ({len(buffer)} bytes)")
+                break
+            resume = self._resync_after(buffer, 0, "a map whose keys are not text; resynchronising")
+            if resume >= 0:
+                self._buffer = buffer[resume + self._read_records(buffer[resume:]):]
 
     def _read_records(self, buffer: bytes) -> int:
         """Frame and read the whole records of ``buffer``; return where the unread rest starts."""
@@ -645,14 +651,15 @@ class MsgpackReader:
         return start
 
     def _unfinished(self, buffer: bytes, start: int) -> int:
-        """The record at ``start`` has not ended yet. Its headers are walked, since skip() waits
-        for whatever they declare: one that cannot be a record is resynchronised after at once
-        (an array of four billion items would otherwise hold back every record after it); one
-        over the size limit is skipped; any other waits for its end."""
+        """The record at ``start`` has not ended yet. Its headers are walked and its keys read,
+        since skip() waits for whatever they declare: bytes that cannot be a record (an array of
+        four billion items, a map cut short whose next key is the next record) are
+        resynchronised after at once, which gives back the records they would hold back; a
+        record over the size limit is skipped; any other waits for its end."""
         skipper = _ObjectSkipper(self._limit)
         end = skipper.skip(buffer, start)
-        if skipper.corrupt:
-            resume = self._resync_after(buffer, start, "a header declares more than any record holds; resynchronising")
+        if skipper.corrupt or not _holds_a_record_start(buffer[start:], self._limit):
+            resume = self._resync_after(buffer, start, "bytes that cannot start a record; resynchronising")
             return len(buffer) if resume < 0 else resume + self._read_records(buffer[resume:])
         if len(buffer) - start > self._limit:
             self._skipping = skipper
@@ -749,6 +756,14 @@ _WINDOW_MIN = 1024  # ... right after undecodable bytes
 _MAP_HEADER = re.compile(b"[\\x80-\\x8f\\xde\\xdf]")  # fixmap, map 16, map 32
 
 
+def _holds_a_record_start(data: bytes, limit: int) -> bool:
+    """Whether the unfinished ``data`` can be the start of a record: its headers walked, keys
+    that must be text (see _ObjectSkipper)."""
+    skipper = _ObjectSkipper(limit)
+    skipper.skip(data, 0)
+    return not skipper.corrupt
+
+
 def _unpacker(limit: int) -> "msgpack.Unpacker":
     """A framing unpacker: strings, binaries and exts over the size limit, and counts beyond
     what the limit could hold, raise at their header instead of being waited for."""
@@ -762,19 +777,22 @@ _FIXED_SIZE = {0xc0: 0, 0xc2: 0, 0xc3: 0, 0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0x
 _LENGTH_BYTES = {0xc4: (1, 0), 0xc5: (2, 0), 0xc6: (4, 0), 0xc7: (1, 1), 0xc8: (2, 1), 0xc9: (4, 1),
                  0xd9: (1, 0), 0xda: (2, 0), 0xdb: (4, 0)}  # str, bin, ext: (length bytes, type bytes)
 _COUNT_BYTES = {0xdc: (2, 1), 0xdd: (4, 1), 0xde: (2, 2), 0xdf: (4, 2)}  # array, map: (count bytes, items each)
+_EXT_BYTES = frozenset((0xc7, 0xc8, 0xc9))
 LONGEST_SKIPPED = 128  # a string longer than this many size limits is corruption, not a record to skip
 
 
 class _ObjectSkipper:
     """Walks past one msgpack object, chunk by chunk, reading only its headers: a string of any
-    length costs nothing. A header no record can have (the unused byte 0xc1, a count past
-    twice the size limit, a length past LONGEST_SKIPPED size limits) ends the walk as
-    ``corrupt``: skipping it would swallow what follows."""
+    length costs nothing. A header no record can have ends the walk as ``corrupt`` (skipping it
+    would swallow what follows): the unused byte 0xc1, a count past twice the size limit, a
+    length past LONGEST_SKIPPED size limits, a key that is not text (Fluentd writes str keys,
+    bin ones without ``encoding``; a map in a key's place is a map cut short that swallowed the
+    next record)."""
 
     def __init__(self, limit: int) -> None:
         self.size = 0  # bytes walked
         self.corrupt = False
-        self._items = 1  # items still to pass
+        self._open: List[List[int]] = [[1, 0]]  # per open container: [items still to pass, 1 for a map]
         self._payload = 0  # bytes of the current str / bin / ext / number still to pass
         self._header = b""  # a header cut at the end of the last chunk
         self._max_items = 2 * limit
@@ -788,6 +806,7 @@ class _ObjectSkipper:
             data, position, self._header = self._header + data[position:], 0, b""
         start = position
         end = len(data)
+        opened = self._open
         while not self.corrupt:
             if self._payload:
                 step = min(self._payload, end - position)
@@ -795,27 +814,32 @@ class _ObjectSkipper:
                 self._payload -= step
                 if self._payload:
                     break
-            if not self._items or position >= end:
+            while opened and not opened[-1][0]:
+                opened.pop()
+            if not opened or position >= end:
                 break
             byte = data[position]
+            top = opened[-1]
+            key = top[1] and top[0] % 2 == 0  # a map's items alternate key, value; the count ends on a value
+            top[0] -= 1
             if byte <= 0x7f or byte >= 0xe0:  # fixint
                 position += 1
-                self._items -= 1
-                continue
-            if byte <= 0x9f:  # fixmap, fixarray
-                self._items += (byte & 0x0f) * (2 if byte <= 0x8f else 1) - 1
+                self.corrupt = key
+            elif byte <= 0x9f:  # fixmap, fixarray
                 position += 1
+                opened.append([(byte & 0x0f) * (2 if byte <= 0x8f else 1), int(byte <= 0x8f)])
+                self.corrupt = key
             elif byte <= 0xbf:  # fixstr
                 self._payload = byte & 0x1f
-                self._items -= 1
                 position += 1
             elif byte in _FIXED_SIZE:
                 self._payload = _FIXED_SIZE[byte]
-                self._items -= 1
                 position += 1
+                self.corrupt = key
             elif byte in _LENGTH_BYTES or byte in _COUNT_BYTES:
                 width, each = _LENGTH_BYTES[byte] if byte in _LENGTH_BYTES else _COUNT_BYTES[byte]
                 if position + 1 + width > end:  # the header goes on in the next chunk
+                    top[0] += 1
                     self._header = data[position:]
                     self.size += position - start
                     return -1
@@ -823,16 +847,14 @@ class _ObjectSkipper:
                 position += 1 + width
                 if byte in _LENGTH_BYTES:
                     self._payload = number + each
-                    self._items -= 1
-                    self.corrupt = number > self._max_length
+                    self.corrupt = number > self._max_length or (key and byte in _EXT_BYTES)
                 else:
-                    self._items += number * each - 1
+                    opened.append([number * each, int(each == 2)])
+                    self.corrupt = key or number * each > self._max_items
             else:  # 0xc1 is never used: not msgpack
                 self.corrupt = True
-            if self._items > self._max_items:
-                self.corrupt = True
         self.size += position - start
-        if self.corrupt or self._items or self._payload:
+        if self.corrupt or opened or self._payload:
             return -1
         return position + shift
 

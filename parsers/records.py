@@ -15,7 +15,7 @@ the same struct, so there is one set of shape rules.
 
 import math
 import re
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 import msgspec
 
@@ -108,6 +108,8 @@ class Record(SignInProperties):
     SYSLOG_FACILITY: Any = _UNSET
     SYSLOG_PID: Any = _UNSET
     comm: Any = msgspec.field(default=_UNSET, name="_COMM")
+    exe: Any = msgspec.field(default=_UNSET, name="_EXE")
+    uid: Any = msgspec.field(default=_UNSET, name="_UID")
     pid: Any = msgspec.field(default=_UNSET, name="_PID")
     hostname: Any = msgspec.field(default=_UNSET, name="_HOSTNAME")
     realtime: Any = msgspec.field(default=_UNSET, name="__REALTIME_TIMESTAMP")
@@ -143,6 +145,32 @@ class Record(SignInProperties):
         default=_UNSET, name="network_information.workstation_name")
     description_process_name: Any = msgspec.field(
         default=_UNSET, name="process_information.caller_process_name")
+
+
+# JSON may escape a lone surrogate ("\ud800": JavaScript and .NET write one for a string that
+# holds it). msgspec refuses the whole document then, so one bad string in one item would lose
+# every record of an Event Hub body. Such escapes are replaced by \ufffd (U+FFFD) and the
+# document decoded again; an escaped backslash is a token of its own, so "\\ud800" stays text.
+_SURROGATE_ESCAPES = re.compile(
+    r"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?|\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+Decoded = TypeVar("Decoded")
+
+
+def decode_json(decode: Callable[[str], Decoded], text: str) -> Decoded:
+    """``decode(text)`` with a msgspec decoder; a document that escapes a lone surrogate is
+    decoded with U+FFFD in its place instead of being refused (its other errors stand)."""
+    try:
+        return decode(text)
+    except msgspec.DecodeError:
+        repaired = _SURROGATE_ESCAPES.sub(_lone_surrogate_replaced, text)
+        if repaired == text:
+            raise
+    return decode(repaired)
+
+
+def _lone_surrogate_replaced(match: "re.Match[str]") -> str:
+    token = match.group()
+    return "\\ufffd" if len(token) == 6 else token  # a pair (12) or an escaped backslash (2) stays
 
 
 # Parsing a wrapped raw line is the reader's job (it knows every line format); it registers
@@ -253,9 +281,28 @@ def _graph_signin(record: Record) -> Event:
     )
 
 
+def _journald_program(record: Record) -> str:
+    """The program of a journald entry as the kernel vouches for it (docs/hostile-input.md).
+
+    journald takes ``_UID`` from the socket's credentials (the kernel's word) and ``_EXE`` and
+    ``_COMM`` from /proc; a client cannot set fields that start with ``_``. ``_COMM`` is no
+    identity: any process renames itself (``prctl(PR_SET_NAME)``) or is run as a file named
+    ``sshd``. ``_EXE`` is the binary the kernel runs, but a user may run /usr/sbin/sshd himself
+    (his own config, port and host key; with LD_PRELOAD it writes anything) - as himself, never
+    as root, and sshd logs its failures from processes running as root. So the program is the
+    file name of ``_EXE`` (``_COMM`` when journald could not read ``_EXE``: the process had
+    exited), and an entry not logged by root (``_UID`` other than 0, or none: not from a local
+    process) names its uid too, which no sshd program name matches.
+    """
+    exe = text_value(record.exe)
+    name = exe.rpartition("/")[2].removesuffix(" (deleted)") if exe else text_value(record.comm)
+    uid = text_value(record.uid)
+    return name if uid == "0" else f"{name} (uid {uid or 'unknown'})"
+
+
 def _journald(record: Record) -> Event:
-    """A ``journalctl -o json`` entry. ``_COMM`` is set by journald and cannot be forged by the
-    logging process, so it is the trusted program; ``SYSLOG_IDENTIFIER`` is Sentinel's ProcessName."""
+    """A ``journalctl -o json`` entry; the trusted program is :func:`_journald_program`'s,
+    ``SYSLOG_IDENTIFIER`` (the client's word) is Sentinel's ProcessName."""
     kind = "journald"
     message = record.MESSAGE
     if isinstance(message, list):  # journald writes non-UTF-8 messages as an array of bytes
@@ -275,7 +322,7 @@ def _journald(record: Record) -> Event:
     facility = FACILITIES[number] if number is not None and number < 24 else ""
     return syslog_event(when, kind, text_value(record.hostname), text_value(record.SYSLOG_IDENTIFIER),
                         text_value(record.SYSLOG_PID or record.pid), facility, text_value(message),
-                        text_value(record.comm))
+                        _journald_program(record))
 
 
 def _fluentd_syslog(record: Record, default_facility: str) -> Event:

@@ -28,9 +28,10 @@ def plausible_time(seconds: float) -> bool:
 # 2026-11-28T05:01:36.9278361Z, 2026-11-28 05:01:36+01:00, 2026-11-28T05:01:36.123+0000:
 # the first 16 characters (to the minute) are converted once and cached; seconds, fraction and
 # zone are read on each call (fractions make almost every full string unique).
-_WHOLE_MINUTE = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)")
-_FRACTION_AND_ZONE = re.compile(r"(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d\d:?\d\d|UTC|GMT)?\s*")
+_WHOLE_MINUTE = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)", re.ASCII)
+_FRACTION_AND_ZONE = re.compile(r"(?:[.,](\d{1,9}))?\s*(Z|z|[+-]\d\d:?\d\d|UTC|GMT)?\s*", re.ASCII)
 _minute_cache: Dict[str, Optional[float]] = {}
+_zone_cache: Dict[str, Optional[int]] = {}  # zone text -> seconds east of UTC, None if not a zone
 _MISSING = object()
 
 
@@ -58,15 +59,22 @@ def parse_iso8601(text: str) -> Optional[float]:
     base += int(second)
     rest = text[19:]
     if not rest or rest == "Z":
-        return base
+        return base if base < LATEST_TIME else None  # the minute is plausible; its last second may not be
     match = _FRACTION_AND_ZONE.fullmatch(rest)
     if match is None:
         return None
     fraction, zone = match.groups()
-    value = base - _zone_offset(zone) if zone else base
+    value = base
+    if zone:
+        offset = _zone_cache.get(zone, _MISSING)
+        if offset is _MISSING:
+            offset = _zone_cache[zone] = _zone_offset(zone)  # at most 40,000 spellings: bounded
+        if offset is None:
+            return None
+        value -= offset
     if fraction:
         value += int(fraction) / 10 ** len(fraction)
-    return value
+    return value if 0.0 <= value < LATEST_TIME else None  # checked in UTC, after the zone
 
 
 def _whole_minute(head: str) -> Optional[float]:
@@ -82,13 +90,17 @@ def _whole_minute(head: str) -> Optional[float]:
     return seconds if plausible_time(seconds) else None
 
 
-def _zone_offset(zone: str) -> int:
-    """Seconds east of UTC for ``Z``, ``UTC``, ``+01:00`` or ``-0530``."""
+def _zone_offset(zone: str) -> Optional[int]:
+    """Seconds east of UTC for ``Z``, ``UTC``, ``+01:00`` or ``-0530``; None for hours past 23
+    or minutes past 59 (``+99:99`` is no zone)."""
     if zone in ("Z", "z", "UTC", "GMT"):
         return 0
     sign = -1 if zone[0] == "-" else 1
     digits = zone[1:].replace(":", "")
-    return sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
+        return None
+    return sign * (hours * 3600 + minutes * 60)
 
 
 def format_iso8601(seconds: float) -> str:
@@ -105,8 +117,11 @@ def resolve_zone(name: str) -> Optional[tzinfo]:
         return None
     if name in ("UTC", "utc", "Z"):
         return timezone.utc
-    if re.fullmatch(r"[+-]\d\d:?\d\d", name):
-        return timezone(timedelta(seconds=_zone_offset(name)))
+    if re.fullmatch(r"[+-]\d\d:?\d\d", name, re.ASCII):
+        offset = _zone_offset(name)
+        if offset is None:
+            raise ValueError(f"time zone {name!r} is out of range (hours up to 23, minutes up to 59)")
+        return timezone(timedelta(seconds=offset))
     try:
         return ZoneInfo(name)
     except Exception as error:  # ZoneInfoNotFoundError, ValueError for malformed keys

@@ -8,6 +8,7 @@ from parsers.event import Event
 from parsers.timestamps import format_iso8601
 
 from .counter import Evidence
+from .encodable import encodable, encodable_record
 
 RULE_ID = "1ce5e766-26ab-4616-b7c8-3b33ae321e80"
 ALERT_NAME = "Failed host logons but success logon to AzureAD"
@@ -27,14 +28,15 @@ def account_parts(upn: str) -> Tuple[str, str]:
 def alert_id(signin: Event) -> str:
     """Stable for the same sign-in and IP, so a receiver can recognise a re-sent alert."""
     identity = signin.record_id or f"{signin.time!r}\x00{signin.user_principal_name}"
-    return str(uuid.uuid5(_ALERT_ID_NAMESPACE, f"{signin.table}\x00{identity}\x00{signin.ip}"))
+    return str(uuid.uuid5(_ALERT_ID_NAMESPACE, encodable(f"{signin.table}\x00{identity}\x00{signin.ip}")))
 
 
 def build_alert(signin: Event, evidence: Dict[str, Evidence], late: bool) -> dict:
-    """The alert for ``signin``; ``evidence`` maps each failure source to what it holds."""
+    """The alert for ``signin``; ``evidence`` maps each failure source to what it holds. Its
+    text is encodable whatever the input held (see encodable.py), so that no output fails on it."""
     account_name, upn_suffix = account_parts(signin.user_principal_name)
     when = format_iso8601(signin.time)
-    return {
+    return encodable_record({
         "TimeGenerated": when,
         "timestamp": when,
         "Type": signin.table,
@@ -57,7 +59,7 @@ def build_alert(signin: Event, evidence: Dict[str, Evidence], late: bool) -> dic
         "Evidence": _evidence_entries(evidence),
         "Late": late,
         "AlertId": alert_id(signin),
-    }
+    })
 
 
 def _evidence_entries(evidence: Dict[str, Evidence]) -> List[dict]:

@@ -9,11 +9,14 @@ Layout (chosen for memory: at a million sprayed addresses every byte per IP coun
   last failure times, so the common question, "are all of this IP's failures inside the
   window?", is answered without touching a bucket, and answered exactly.
 
-A sprayed IP with one failure costs one entry in each dict plus one small Tally.
+A sprayed IP with one failure costs one entry in each dict plus one small Tally. Eviction
+under the cap (:class:`EvictionQueue`) keeps nothing per IP: it ranks the IPs now and then.
 """
 
-import heapq
-from typing import Dict, Iterator, List, NamedTuple, Tuple
+import bisect
+import itertools
+import math
+from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
 from sortedcontainers import SortedDict
 
@@ -176,39 +179,12 @@ class FailureCounter:
             return 0
         width = self.bucket_seconds
         buckets = self._buckets
-        for number in list(buckets.irange(int(tally.first // width), int(tally.last // width))):
+        first, last = int(tally.first // width), int(tally.last // width)
+        for number in (first,) if first == last else list(buckets.irange(first, last)):
             bucket = buckets[number]
             if bucket.pop(ip, None) is not None and not bucket:
                 del buckets[number]
         return tally.total
-
-    def least_important(self, limit: int, protected: Dict[str, object], now: float,
-                        threshold: int) -> List[Tuple[float, str]]:
-        """Up to ``limit`` eviction candidates as (score, ip), highest score first, where the
-        score is (failures still needed to pass the threshold) x (time since the last failure):
-        IPs far below the threshold AND long idle go first; a fresh IP, or one over the
-        threshold, scores 0 or less and goes last. IPs in ``protected`` are never proposed.
-
-        Buckets are walked from the oldest; an IP is scored in the bucket of its last failure.
-        The walk stops when no later bucket can beat the scores found (an IP in a bucket
-        starting at t scores at most threshold x (now - t)). Runtime: O(entries walked).
-        """
-        width = self.bucket_seconds
-        tallies = self._tallies
-        best: List[Tuple[float, str]] = []  # a min-heap of the top ``limit`` scores
-        for number, bucket in self._buckets.items():
-            if len(best) >= limit and best[0][0] >= threshold * (now - number * width):
-                break
-            for ip in bucket:
-                tally = tallies[ip]
-                if int(tally.last // width) != number or ip in protected:
-                    continue
-                entry = ((threshold + 1 - tally.total) * (now - tally.last), ip)
-                if len(best) < limit:
-                    heapq.heappush(best, entry)
-                elif entry > best[0]:
-                    heapq.heapreplace(best, entry)
-        return sorted(best, reverse=True)
 
     def dump(self) -> Iterator[list]:
         """Everything the counter holds, as plain lists for a snapshot: first one list per IP
@@ -262,3 +238,101 @@ class FailureCounter:
             assert int(tally.first // width) <= spans[ip][0], f"{ip}: first failure after its first bucket"
             assert int(tally.last // width) == spans[ip][-1], f"{ip}: last failure not in its last bucket"
             assert 1 <= len(tally.hosts) <= MAX_TARGETS and 1 <= len(tally.users) <= MAX_TARGETS
+
+
+def eviction_score(tally: Tally, now: float, threshold: int) -> float:
+    """How little an IP matters: (failures still needed to pass the threshold) x (time since
+    its last failure). High for an IP far below the threshold AND long idle; 0 for a fresh IP
+    or one just over the threshold, below 0 further over it."""
+    return (threshold + 1 - tally.total) * (now - tally.last)
+
+
+class EvictionQueue:
+    """The IPs to forget when the cap on tracked IPs is passed, highest eviction_score first,
+    over the counters of every failure source.
+
+    Scores change with the clock, each at its own rate, so no order of the IPs holds for long.
+    Ranking looks at every tracked IP, so it is done only when the queue runs dry: it keeps the
+    quarter of the tracked IPs that score highest (at least the number asked for), in about a
+    thousand bins of equal size whose edges are quantiles of a sample of the scores, and the
+    evictions that follow take them bin by bin, highest first (in score order to within a bin).
+    One ranking of n IPs costs O(n) (a bisection among the bins for each IP it keeps) and serves
+    n / 4 evictions: amortised O(1) per eviction, besides forgetting the IP. No object is made
+    per IP: the queue holds one reference (8 bytes) per IP in it, and nothing is kept per IP
+    outside it. When its turn comes, an IP is skipped if it is gone (expired,
+    forgotten), if its score at the ranking time is now below its bin (a failure came since: it
+    is active again, and is ranked anew next time), or if it has a retained sign-in. IPs that
+    first failed after the ranking wait for the next one: fresh IPs go last, as they would by
+    their score.
+    """
+
+    BINS = 1024
+    SAMPLE = 4096
+
+    def __init__(self) -> None:
+        self._bins: List[List[List[str]]] = []  # [counter index][bin] -> IPs; bin 0 is never used
+        self._edges: List[float] = []  # ascending: bin b holds the scores from _edges[b - 1] up
+        self._bin = 0  # the highest bin that may still hold IPs (0: the queue is empty)
+        self._ranked_at = 0.0
+
+    def __len__(self) -> int:
+        """IPs in the queue, the ones that will be skipped included (for tests)."""
+        return sum(len(entries) for binned in self._bins for entries in binned[1:self._bin + 1])
+
+    def evict(self, counters: Sequence[FailureCounter], wanted: int, protected: Dict[str, object], now: float,
+              threshold: int) -> int:
+        """Forget up to ``wanted`` IPs that matter least, none of those in ``protected``;
+        return how many were forgotten (fewer only when fewer IPs can go)."""
+        evicted = 0
+        rankings = 0
+        while evicted < wanted:
+            if not self._bin:
+                if rankings == 2:
+                    break  # every IP left is protected
+                # a ranking's quarter comes from a sample: should it fall short, the next takes every IP
+                self._rank(counters, protected, now, threshold, wanted, everything=rankings == 1)
+                rankings += 1
+                continue
+            for index, binned in enumerate(self._bins):
+                entries = binned[self._bin]
+                if entries:
+                    ip = entries.pop()
+                    break
+            else:
+                self._bin -= 1
+                continue
+            counter = counters[index]
+            tally = counter._tallies.get(ip)
+            if tally is None or ip in protected or \
+                    eviction_score(tally, self._ranked_at, threshold) < self._edges[self._bin - 1]:
+                continue
+            counter.forget(ip)
+            evicted += 1
+        return evicted
+
+    def _rank(self, counters: Sequence[FailureCounter], protected: Dict[str, object], now: float, threshold: int,
+              at_least: int, everything: bool = False) -> None:
+        """Put the highest-scoring quarter of the tracked IPs (at least ``at_least``; all of
+        them with ``everything``) in bins."""
+        tracked = sum(len(counter) for counter in counters)
+        limit = threshold + 1
+        step = max(1, tracked // self.SAMPLE)
+        sample = sorted((limit - tally.total) * (now - tally.last)  # eviction_score, inlined
+                        for counter in counters for tally in itertools.islice(counter._tallies.values(), 0, None, step))
+        if not sample:
+            self._bin = 0
+            return
+        share = 1.0 if everything else min(1.0, max(at_least, tracked // 4) / tracked)
+        above = sample[min(len(sample) - 1, int(len(sample) * (1.0 - share))):]
+        edges = sorted(set(above[::max(1, len(above) // self.BINS)]) | {above[0]})
+        if everything:
+            edges[0] = -math.inf
+        cut = edges[0]
+        bins = [[[] for _ in range(len(edges) + 1)] for _ in counters]
+        for index, counter in enumerate(counters):
+            binned = bins[index]
+            for ip, tally in counter._tallies.items():
+                score = (limit - tally.total) * (now - tally.last)  # eviction_score, inlined
+                if score >= cut and ip not in protected:
+                    binned[bisect.bisect_right(edges, score)].append(ip)
+        self._bins, self._edges, self._bin, self._ranked_at = bins, edges, len(edges), now

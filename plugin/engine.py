@@ -12,7 +12,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from parsers.event import FAILURE_TABLES, Event
 
 from .alerts import build_alert
-from .counter import Evidence, FailureCounter
+from .counter import EvictionQueue, Evidence, FailureCounter
 from .exclusions import ExclusionChain
 from .profiles import AMBIGUOUS, Failure
 from .retention import RetainedSignins
@@ -86,6 +86,7 @@ class Engine:
         self._retained = RetainedSignins(bucket, settings.max_signins)
         # (ip, upn) -> the times of the sign-ins already alerted, for suppression
         self._alerted: Dict[Tuple[str, str], List[float]] = {}
+        self._eviction_queue = EvictionQueue()  # past --max-ips: who goes first
 
     # -- input ---------------------------------------------------------------------------
 
@@ -198,18 +199,11 @@ class Engine:
     def _evict(self) -> None:
         """The cap on tracked IPs is passed: forget a batch (1 % of the cap) of the IPs that
         matter least, furthest below the threshold and longest idle together (see
-        FailureCounter.least_important). IPs with a retained sign-in are kept; IPs over the
-        threshold and fresh IPs go last."""
+        counter.EvictionQueue). IPs with a retained sign-in are kept; IPs over the threshold and
+        fresh IPs go last. Amortised O(log n) per IP evicted, forgetting it included."""
         batch = max(1, self.settings.max_ips // 100)
-        threshold = self.settings.threshold
-        candidates = []
-        for source, counter in self.counters.items():
-            candidates.extend((score, source, ip) for score, ip
-                              in counter.least_important(batch, self._retained.by_ip, self.newest, threshold))
-        candidates.sort(reverse=True)
-        for _, source, ip in candidates[:batch]:
-            self.counters[source].forget(ip)
-        evicted = min(batch, len(candidates))
+        evicted = self._eviction_queue.evict(tuple(self.counters.values()), batch, self._retained.by_ip,
+                                             self.newest, self.settings.threshold)
         self.counts.ips_evicted += evicted
         self._report("eviction", f"tracked IPs passed --max-ips {self.settings.max_ips}: evicted {evicted} "
                                  f"(furthest below the threshold and longest idle); {self.counts.ips_evicted} so far")

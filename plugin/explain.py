@@ -6,7 +6,7 @@ from typing import Callable, TextIO
 from parsers.event import SIGNIN_TABLES, Event
 from parsers.reader import LineReader
 
-from .outputs import OutputClosed
+from .outputs import closed_output
 from .pipeline import Pipeline
 from .profiles import Failure
 
@@ -18,6 +18,8 @@ class Explainer:
     def __init__(self, pipeline: Pipeline, out: TextIO, line_number: Callable[[], int]) -> None:
         self._pipeline = pipeline
         self._profile = pipeline.engine.profile
+        if hasattr(out, "reconfigure"):  # quoted input may hold what the terminal's encoding cannot
+            out.reconfigure(errors="backslashreplace")
         self._out = out
         self._line_number = line_number
         self.text = ""  # the line being read, set by ExplainingLineReader
@@ -30,7 +32,7 @@ class Explainer:
         try:
             self._out.write(text)
         except (BrokenPipeError, ValueError) as error:  # e.g. piped into head
-            raise OutputClosed(str(error)) from None
+            raise closed_output(self._out, error) from None
 
     def event(self, event: Event) -> None:
         if event.ip or event.user_principal_name or event.result_type:
@@ -81,7 +83,7 @@ class Explainer:
         try:
             self._out.flush()
         except (BrokenPipeError, ValueError) as error:
-            raise OutputClosed(str(error)) from None
+            raise closed_output(self._out, error) from None
 
     carries_stats = False
 

@@ -7,7 +7,21 @@ import sys
 import time
 from typing import Dict, Optional
 
+from .encodable import encodable
+
 LOG = logging.getLogger("fail2entra")
+
+
+class EncodableText(logging.Filter):
+    """Notices quote input, which may hold a lone surrogate: the syslog handler encodes to
+    UTF-8 strictly and would drop the notice with a "Logging error" traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = encodable(message)
+        if safe is not message:
+            record.msg, record.args = safe, None
+        return True
 
 
 def configure_logging(target: Optional[str]) -> None:
@@ -18,11 +32,12 @@ def configure_logging(target: Optional[str]) -> None:
         handler: logging.Handler = logging.handlers.SysLogHandler(address=address)
         handler.setFormatter(logging.Formatter("fail2entra[%(process)d]: %(levelname)s %(message)s"))
     elif target:
-        handler = logging.FileHandler(target, encoding="utf-8")
+        handler = logging.FileHandler(target, encoding="utf-8", errors="backslashreplace")
         handler.setFormatter(logging.Formatter("%(asctime)s fail2entra[%(process)d] %(levelname)s %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("fail2entra: %(levelname)s: %(message)s"))
+    handler.addFilter(EncodableText())
     LOG.handlers[:] = [handler]
     LOG.setLevel(logging.INFO)
     LOG.propagate = False

@@ -14,6 +14,15 @@ class OutputClosed(Exception):
     """The reader of stdout went away (broken pipe): the process ends quietly."""
 
 
+def closed_output(stream, error: Exception) -> OutputClosed:
+    """``error``, raised in writing to ``stream``, as OutputClosed when it says the stream is
+    gone (a broken pipe, or a write to a closed file); any other error is raised again: an
+    encoding error must never pass for a reader that went away (and stop the run quietly)."""
+    if isinstance(error, BrokenPipeError) or getattr(stream, "closed", False):
+        return OutputClosed(str(error))
+    raise error
+
+
 def _json_line(record: dict) -> bytes:
     return msgspec.json.encode(record) + b"\n"
 
@@ -53,17 +62,18 @@ class StdoutOutput:
     def _write(self, record: dict, tag: str) -> None:
         if self._tag_key:
             record = {**record, self._tag_key: tag}
+        data = self._encode(record)  # alerts are encodable (alerts.build_alert), health figures are ours
         try:
-            self._stream.write(self._encode(record))
+            self._stream.write(data)
             self._stream.flush()
-        except (BrokenPipeError, ValueError) as error:  # ValueError: write to a closed file
-            raise OutputClosed(str(error)) from None
+        except (BrokenPipeError, ValueError) as error:  # ValueError: a write to a closed file
+            raise closed_output(self._stream, error) from None
 
     def close(self, timeout: float = 0.0) -> None:
         try:
             self._stream.flush()
-        except (BrokenPipeError, ValueError):
-            pass
+        except (BrokenPipeError, ValueError) as error:
+            closed_output(self._stream, error)  # raises unless the reader is gone (then nothing is left to flush)
 
 
 class ForwardAlerts:

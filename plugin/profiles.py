@@ -130,7 +130,7 @@ class HardenedProfile:
         if not _is_auth(event.facility):
             return NOT_AUTH_FACILITY
         if event.program not in SSHD_PROGRAMS:
-            return "program is not sshd (syslog header or journald _COMM)"
+            return "program is not sshd (syslog header; journald: _EXE of a root process)"
         reading = event.sshd or read_sshd_message(event.message)
         if reading is None:
             return "not a known sshd message"

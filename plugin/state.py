@@ -120,7 +120,8 @@ class StateFile:
 
 def _encoded(engine: Engine, signins: Optional[Any]) -> Iterator[bytes]:
     """The snapshot, as a sequence of msgpack-encoded objects (see the module docstring)."""
-    pack = msgpack.Packer(use_bin_type=True).pack
+    # text is written as it is held: a lone surrogate from input (see encodable.py) round-trips
+    pack = msgpack.Packer(use_bin_type=True, unicode_errors="surrogatepass").pack
     written = 0
     yield pack({"format": FORMAT, "version": VERSION, "profile": engine.profile.name,
                 "bucket_seconds": engine.bucket_seconds(), "newest": engine.newest,
@@ -159,7 +160,8 @@ def _encoded(engine: Engine, signins: Optional[Any]) -> Iterator[bytes]:
 def _decode(handle, engine: Engine) -> Tuple[float, float, Dict[str, FailureCounter], List[Tuple[str, Event]], List[tuple],
                                             List[list], List[list]]:
     """Read a snapshot written by _encoded into fresh structures; SnapshotError if unusable."""
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 * 1024 * 1024)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 * 1024 * 1024,
+                                unicode_errors="surrogatepass")
     objects = _objects(handle, unpacker)
     header = next(objects, None)
     if not isinstance(header, dict) or header.get("format") != FORMAT:

@@ -1598,6 +1598,178 @@ def measure_exclusions(context: Context) -> Dict[str, Any]:
     return result(runs, derived, checks, notes, anomalies)
 
 
+# -- hostile input: the worst per-line cost, and a spray at the cap --------------------------------
+
+TARGET_HOSTILE_COST = 20.0  # the costliest hostile line (CPU) in multiples of a normal line
+TARGET_SPRAY_AT_CAP = 2.0  # CPU of a fresh-address spray past --max-ips over the same spray uncapped
+HOSTILE_CANDIDATES = {"full": 2000, "quick": 500, "tiny": 40}  # lines generated and timed per hostile kind
+HOSTILE_REPLAYS = {"full": 3, "quick": 2, "tiny": 1}  # the costliest candidates of each kind replayed through the CLI
+HOSTILE_REPLAY_SECONDS = {"full": 1.5, "quick": 0.7, "tiny": 0.1}  # about this much CPU per replay
+NORMAL_LINES = {"full": 100_000, "quick": 30_000, "tiny": 3_000}  # the normal line's replay
+SPRAY_AT_CAP_LINES = {"full": 400_000, "quick": 100_000, "tiny": 8_000}  # fresh addresses; the cap is a quarter
+REVIEW_PREFIX = "2026-12-01T10:00:00+00:00 web1 sshd[1]: "  # issue 13's sshd lines, all in one second
+
+
+def _normal_line(index: int) -> str:
+    return f"{REVIEW_PREFIX}Failed password for root from {_scattered_ipv4(index)} port {1024 + index % 64000} ssh2"
+
+
+def _hostile_items(kind: str, rng: random.Random) -> Callable[[], bytes]:
+    """A maker of one hostile item of ``kind`` as the bytes a stream carries (a line and its
+    newline, or msgpack), from the fuzz harness's generators (tests/hostile.py)."""
+    import hostile
+    if kind == "msgpack":
+        return lambda: hostile.msgpack_record(rng) if rng.random() < 0.8 else hostile.desynchronising_msgpack(rng)
+    make = hostile.LINE_KINDS[kind]
+    return lambda: make(rng).encode("utf-8", "surrogatepass") + b"\n"
+
+
+def _time_in_process(item: bytes, msgpack_input: bool, repeats: int = 5) -> float:
+    """Seconds to read ``item`` once, in a fresh reader, pipeline and engine (the best of a few
+    tries: the search looks for input that is costly every time, not for a noisy moment)."""
+    from datetime import timezone as utc_zone
+    from parsers.reader import LineReader, MsgpackReader
+    from parsers.timestamps import Rfc3164Clock
+    from plugin.engine import Engine, Settings
+    from plugin.logs import LOG, RateLimitedLog
+    from plugin.pipeline import Pipeline
+    from plugin.profiles import HardenedProfile
+    import hostile
+    LOG.disabled = True
+    best = float("inf")
+    for _ in range(repeats):
+        engine = Engine(Settings(), HardenedProfile(), lambda record, when: None, wall_clock=lambda: hostile.NOW)
+        lines = LineReader(Pipeline(engine, RateLimitedLog()), Rfc3164Clock(utc_zone.utc, now=lambda: hostile.NOW),
+                           interest=engine.profile.interest)
+        reader = MsgpackReader(lines) if msgpack_input else lines
+        started = time.perf_counter()
+        reader.feed(item)
+        reader.finish()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _find_costliest(kinds: Sequence[str], candidates: int, replays: int, seconds: float, directory: str,
+                    out: str) -> None:
+    """In a forked child: generate ``candidates`` items of each kind, time each in process, and
+    write the ``replays`` costliest of each to ``directory`` as a replay file (the item repeated
+    to take about ``seconds`` of CPU); ``out`` lists them (JSON)."""
+    found = []
+    for kind in kinds:
+        make = _hostile_items(kind, random.Random(f"{SEED}-{kind}"))
+        timed = sorted(((_time_in_process(item, kind == "msgpack"), item) for item in
+                        (make() for _ in range(candidates))), reverse=True)
+        for rank, (cost, item) in enumerate(timed[:replays]):
+            repeats = max(50, min(20_000, int(seconds / max(cost, 1e-6))))
+            path = os.path.join(directory, f"{os.path.basename(out)}.{kind}.{rank}")
+            with open(path, "wb") as handle:
+                handle.write(item * repeats)
+            found.append({"kind": kind, "rank": rank, "path": path, "repeats": repeats,
+                          "in_process_us": round(cost * 1e6, 1),
+                          "preview": repr(item[:120]) if kind == "msgpack" else item[:120].decode("utf-8", "replace")})
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(found, handle)
+
+
+def _write_normal_lines(path: str, count: int, as_msgpack: bool) -> None:
+    """``count`` sshd failures from distinct addresses, as lines or as msgpack ``{"log": line}``."""
+    with open(path, "wb") as handle:
+        if as_msgpack:
+            handle.write(b"".join(msgpack.packb({"log": _normal_line(index)}) for index in range(count)))
+        else:
+            handle.write(("\n".join(_normal_line(index) for index in range(count)) + "\n").encode())
+
+
+@measurement("hostile-cost", "the costliest line the fuzz harness's generators find, replayed through the CLI, "
+                             "in multiples of a normal line")
+def measure_hostile_cost(context: Context) -> Dict[str, Any]:
+    import hostile
+    scale = context.scale.name
+    kinds = sorted(hostile.LINE_KINDS) + ["msgpack"]
+    found = context.data(f"hostile-{scale}.json", lambda out: _find_costliest(
+        kinds, HOSTILE_CANDIDATES[scale], HOSTILE_REPLAYS[scale], HOSTILE_REPLAY_SECONDS[scale], context.data_dir, out))
+    normal_count = NORMAL_LINES[scale]
+    normal = context.data(f"hostile-normal-{normal_count}.log", lambda out: _write_normal_lines(out, normal_count, False))
+    normal_msgpack = context.data(f"hostile-normal-{normal_count}.msgpack",
+                                  lambda out: _write_normal_lines(out, normal_count, True))
+    empty = context.data("empty.log", lambda path: open(path, "w").close())
+    startup = context.fail2entra("fail2entra (empty input)", [empty], 0, "lines")
+    baselines = {"lines": context.fail2entra("fail2entra normal lines", [normal], normal_count, "lines"),
+                 "msgpack": context.fail2entra("fail2entra normal msgpack records", ["--input", "msgpack", normal_msgpack],
+                                               normal_count, "records")}
+    per_normal = {name: max(run["cpu_s"] - startup["cpu_s"], 1e-6) / normal_count for name, run in baselines.items()}
+    runs = [startup, *baselines.values()]
+    anomalies = sanity(baselines["lines"], expect_lines=normal_count)
+    worst: Dict[str, Tuple[float, Dict[str, Any]]] = {}
+    with open(found, encoding="utf-8") as handle:
+        replays = json.load(handle)
+    for replay in replays:
+        kind = replay["kind"]
+        arguments = ["--input", "msgpack"] if kind == "msgpack" else []
+        run = context.fail2entra(f"fail2entra hostile {kind} #{replay['rank'] + 1}", [*arguments, replay["path"]],
+                                 replay["repeats"], "items")
+        if run["exit_status"] != 0:
+            anomalies.append(f"{run['label']}: exit status {run['exit_status']}: {run['stderr_tail'][-300:]!r}")
+        cost = max(run["cpu_s"] - startup["cpu_s"], 0.0) / replay["repeats"]
+        times = cost / per_normal["msgpack" if kind == "msgpack" else "lines"]
+        run["summary"] = {"us_per_item": round(cost * 1e6, 1), "normal_lines": round(times, 1),
+                          "in_process_us": replay["in_process_us"], "item": replay["preview"]}
+        runs.append(run)
+        if times > worst.get(kind, (-1.0, {}))[0]:
+            worst[kind] = (times, run)
+    derived: Dict[str, Any] = {"normal_line_us": round(per_normal["lines"] * 1e6, 2),
+                               "normal_msgpack_record_us": round(per_normal["msgpack"] * 1e6, 2)}
+    for kind, (times, run) in sorted(worst.items()):
+        derived[f"{kind}_worst_normal_lines"] = round(times, 1)
+    costliest = max(worst.values(), key=lambda entry: entry[0]) if worst else (None, {})
+    if costliest[1]:
+        derived["costliest_item"] = costliest[1]["summary"]["item"]
+    checks = [check("costliest hostile item, in normal lines (CPU)", round(costliest[0], 1) if costliest[0] else None,
+                    TARGET_HOSTILE_COST, at_most=True, unit="x")]
+    notes = [f"{HOSTILE_CANDIDATES[scale]:,} items of each kind ({', '.join(kinds)}) generated by tests/hostile.py "
+             f"and timed in process; the {HOSTILE_REPLAYS[scale]} costliest of each replayed through the CLI, the item "
+             f"repeated; cost = (CPU - start-up CPU) / items, against a file of {normal_count:,} normal sshd failures "
+             f"(distinct addresses) read the same way (msgpack items against msgpack records)"]
+    return result(runs, derived, checks, notes, anomalies)
+
+
+def _write_fresh_spray(path: str, lines: int, ipv6: bool) -> None:
+    """``lines`` sshd failures from as many fresh addresses, all in the review's one second."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for start in range(0, lines, CHUNK_LINES):
+            handle.write("".join(
+                f"{REVIEW_PREFIX}Failed password for root from "
+                f"{f'2001:db8:{index >> 16:x}:{index & 0xffff:x}::1' if ipv6 else _scattered_ipv4(index)} port 22 ssh2\n"
+                for index in range(start, min(lines, start + CHUNK_LINES))))
+
+
+@measurement("spray-at-cap", "fresh addresses past --max-ips (a quarter of them) against the same spray uncapped")
+def measure_spray_at_cap(context: Context) -> Dict[str, Any]:
+    lines = SPRAY_AT_CAP_LINES[context.scale.name]
+    cap = lines // 4
+    runs, derived, checks, anomalies = [], {}, [], []
+    for family in ("ipv4", "ipv6"):
+        path = context.data(f"fresh-spray-{family}-{lines}.log",
+                            lambda out, ipv6=family == "ipv6": _write_fresh_spray(out, lines, ipv6))
+        uncapped = context.fail2entra(f"fail2entra {family} spray, uncapped", ["--max-ips", str(lines), path], lines, "lines")
+        capped = context.fail2entra(f"fail2entra {family} spray, --max-ips {cap:,}", ["--max-ips", str(cap), path],
+                                    lines, "lines")
+        for run in (uncapped, capped):
+            anomalies += sanity(run, expect_lines=lines)
+            run["summary"] = {"tracked_ips": total(run["stats"].get("tracked_ips")),
+                              "ips_evicted": run["stats"].get("ips_evicted")}
+        if total(capped["stats"].get("tracked_ips")) > cap:
+            anomalies.append(f"{capped['label']}: tracked {capped['summary']['tracked_ips']:,} IPs, over the cap")
+        runs += [uncapped, capped]
+        derived[f"{family}_capped_over_uncapped_cpu"] = ratio(capped["cpu_s"], uncapped["cpu_s"])
+        derived[f"{family}_ips_evicted"] = capped["stats"].get("ips_evicted")
+        checks.append(check(f"{family} spray CPU, capped over uncapped", derived[f"{family}_capped_over_uncapped_cpu"],
+                            TARGET_SPRAY_AT_CAP, at_most=True, unit="x"))
+    notes = [f"{lines:,} sshd failures from as many fresh addresses, all in one second (issue 13's R5), read with "
+             f"--max-ips {cap:,} and with a cap above the count"]
+    return result(runs, derived, checks, notes, anomalies)
+
+
 # -- the report -------------------------------------------------------------------------------
 
 def environment(context: Context) -> Dict[str, Any]:

@@ -49,3 +49,22 @@ def test_benchmark_runs_at_tiny_scale(tmp_path):
     assert exclusions["with_over_without_wall_percent"] > 0 and exclusions["failures_counted"] > 0
     for name, outcome in results.items():
         assert outcome["runs"] and not outcome["anomalies"], (name, outcome["anomalies"])
+
+
+def test_the_hostile_input_measurements_run_at_tiny_scale(tmp_path):
+    """hostile-cost (the fuzz generators' costliest items replayed through the CLI) and
+    spray-at-cap give their figures."""
+    results_path = tmp_path / "results.json"
+    completed = subprocess.run([sys.executable, BENCHMARK, "--tiny", "--only", "hostile-cost,spray-at-cap",
+                                "--json", str(results_path)], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads(results_path.read_text())["results"]
+    hostile = results["hostile-cost"]
+    assert hostile["derived"]["normal_line_us"] >= 0 and hostile["checks"][0]["value"] is not None  # tiny: start-up noise
+    assert {key for key in hostile["derived"] if key.endswith("_worst_normal_lines")} >= {
+        "syslog_worst_normal_lines", "journald_worst_normal_lines", "windows-xml_worst_normal_lines",
+        "msgpack_worst_normal_lines"}
+    spray = results["spray-at-cap"]["derived"]
+    assert spray["ipv4_ips_evicted"] > 0 and spray["ipv4_capped_over_uncapped_cpu"] > 0
+    for name, outcome in results.items():
+        assert outcome["runs"] and not outcome["anomalies"], (name, outcome["anomalies"])

@@ -1,11 +1,11 @@
-"""FailureCounter: unit behaviour and a seeded random stress test checked against a naive model,
-with the invariants (``_check``) asserted after every change."""
+"""FailureCounter and EvictionQueue: unit behaviour and a seeded random stress test checked
+against a naive model, with the invariants (``_check``) asserted after every change."""
 
 import random
 
 import pytest
 
-from plugin.counter import MAX_TARGETS, FailureCounter
+from plugin.counter import MAX_TARGETS, EvictionQueue, FailureCounter, eviction_score
 
 
 def test_counts_exactly_when_all_failures_are_inside_the_window():
@@ -84,6 +84,7 @@ def test_stress_against_a_naive_model(seed):
     rng = random.Random(seed)
     width = rng.choice([1.0, 7.0, 60.0])
     counter = FailureCounter(width)
+    queue = EvictionQueue()
     failures = []  # (ip, time, count) still retained
     ips = [f"192.0.2.{index}" for index in range(12)] + ["2001:db8::1", "2001:db8::2"]
     horizon = 0.0
@@ -105,14 +106,68 @@ def test_stress_against_a_naive_model(seed):
             inside = [when for f_ip, when, _ in failures if f_ip == ip]
             if inside and start <= min(inside) and max(inside) <= end:
                 assert got == exact  # every failure inside: exact
-        elif action < 0.95:
+        elif action < 0.93:
             horizon += rng.uniform(0, 120)
             counter.expire(horizon)
             failures = [f for f in failures if (f[1] // width + 1) * width > horizon]
-        else:
+        elif action < 0.96:
             ip = rng.choice(ips)
             counter.forget(ip)
             failures = [f for f in failures if f[0] != ip]
+        else:  # evictions from a queue ranked now or earlier, some IPs protected
+            before = {ip for ip in ips if ip in counter}
+            protected = set(rng.sample(ips, 3))
+            wanted = rng.randint(1, 4)
+            evicted = queue.evict([counter], wanted, dict.fromkeys(protected), horizon + 600, 5)
+            gone = before - {ip for ip in ips if ip in counter}
+            assert len(gone) == evicted <= wanted and not gone & protected
+            assert evicted == min(wanted, len(before - protected))
+            failures = [f for f in failures if f[0] not in gone]
         counter._check()
         for ip in ips:
             assert counter.total(ip) == sum(count for f_ip, _, count in failures if f_ip == ip)
+
+
+def _sprayed(count, start=0.0):
+    counter = FailureCounter(60)
+    for index in range(count):
+        counter.add(f"10.0.{index // 256}.{index % 256}", start + index, 1 + index % 3, "web1", "root")
+    return counter
+
+
+def test_the_queue_evicts_the_highest_scores_first_and_skips_what_changed():
+    """The first eviction ranks every IP: the highest eviction scores go, protected IPs never.
+    An IP that fails again after the ranking is skipped (it is active again); one that is
+    already over the threshold when ranked stays unless nothing else can go."""
+    counter = _sprayed(400)
+    for second in range(7):
+        counter.add("203.0.113.5", 10.0 + second, 1, "web1", "root")  # over the threshold, and old
+    now = 1000.0
+    protected = {"10.0.0.0": [], "10.0.0.3": []}
+    scores = {ip: eviction_score(tally, now, 5) for ip, tally in counter._tallies.items() if ip not in protected}
+    queue = EvictionQueue()
+    assert queue.evict([counter], 20, protected, now, 5) == 20
+    ranking = sorted(scores, key=lambda ip: (scores[ip], ip), reverse=True)
+    assert all(ip not in counter for ip in ranking[:20]) and "10.0.0.0" in counter and "10.0.0.3" in counter
+    assert all(ip in counter for ip in ranking[20:])
+    assert 90 <= len(queue) + 20 <= 101  # about a quarter of the 401 IPs was ranked
+    next_in_line = ranking[20]
+    counter.add(next_in_line, 2000.0, 1, "web1", "root")  # it fails again after the ranking
+    assert queue.evict([counter], 5, protected, now + 1, 5) == 5
+    assert next_in_line in counter and "203.0.113.5" in counter
+    assert all(ip not in counter for ip in ranking[21:26])
+    counter._check()
+
+
+def test_the_queue_ranks_again_only_when_it_runs_dry():
+    """One ranking (O(n) for n tracked IPs) serves the next n / 4 evictions, whatever the
+    batch: an eviction costs amortised O(1), besides forgetting the IP."""
+    counter = _sprayed(2000)
+    queue = EvictionQueue()
+    rankings = []
+    rank = queue._rank
+    queue._rank = lambda *args, **options: rankings.append(len(counter)) or rank(*args, **options)
+    while len(counter) > 20:
+        queue.evict([counter], 10, {}, 5000.0, 5)
+        counter._check()
+    assert rankings[:4] == [2000, 1500, 1125, 844]
