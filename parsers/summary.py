@@ -37,7 +37,7 @@ Targets = Annotated[Tuple[Name, ...], Meta(min_length=1, max_length=MAX_TARGETS)
 Time = Annotated[float, Meta(ge=0.0, lt=LATEST_TIME)]  # 1970 to 2106, as every event time
 
 
-class SummaryItem(msgspec.Struct, array_like=True):
+class SummaryItem(msgspec.Struct, array_like=True, gc=False):
     """One summary: ``[source, ip, count, first, last, hosts, users]``."""
 
     source: Literal["SecurityEvent", "WindowsEvent", "Syslog"]  # the failure list it counts on

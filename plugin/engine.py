@@ -91,7 +91,7 @@ class Engine:
         self._wall_clock = wall_clock
         self._accept_summaries = accept_summaries
         self._owns = owns
-        bucket = max(1.0, settings.window / BUCKETS_PER_WINDOW)
+        bucket = self._bucket_width = max(1.0, settings.window / BUCKETS_PER_WINDOW)
         self.counters: Dict[str, FailureCounter] = {table: FailureCounter(bucket) for table in FAILURE_TABLES}
         self.newest = 0.0  # the engine's clock: newest trusted event time
         self.next_expiry = 0.0  # when the clock passes it, old state is dropped (once per bucket width)
@@ -167,33 +167,34 @@ class Engine:
             self._refuse_summary("profile", event, f"it was counted with profile {summary.profile!r}, "
                                                    f"this central uses {self.profile.name!r}")
             return
-        if summary.bucket_seconds != self.bucket_seconds() and not self._divides(summary.bucket_seconds):
+        if summary.bucket_seconds != self._bucket_width and not self._divides(summary.bucket_seconds):
             self._refuse_summary("bucket", event, f"its buckets of {summary.bucket_seconds:g} s do not divide "
-                                                  f"this central's {self.bucket_seconds():g} s (give both the same --window)")
+                                                  f"this central's {self._bucket_width:g} s (give both the same --window)")
             return
         ip = event.ip
+        counts = self.counts
         if self._owns is not None and not self._owns(ip):
-            self.counts.other_shard["summaries"] += 1
+            counts.other_shard["summaries"] += 1
             return
         when = event.time  # its last failure
         if when > self._future_limit and self._is_future(when):
-            self.counts.future += 1
+            counts.future += 1
             self._refuse_summary("future", event, f"its last failure is more than --future-skew "
                                                   f"{self.settings.future_skew:g} s ahead of this clock")
             return
         if when > self.newest:
             self._advance_clock(when)
         elif when < self.newest - self.settings.window:
-            self.counts.stale += 1
+            counts.stale += 1
             return
-        self.counts.summaries_merged += 1
+        counts.summaries_merged += 1
         source, count = event.table, summary.count
         self._counted(source, ip, count, self.counters[source].add_summary(
             ip, count, summary.first, when, summary.hosts, summary.users))
 
     def _divides(self, width: float) -> bool:
         """Whether edge buckets of ``width`` seconds tile this central's buckets exactly."""
-        ratio = self.bucket_seconds() / width
+        ratio = self._bucket_width / width
         return ratio >= 1 and abs(ratio - round(ratio)) <= 1e-9 * ratio
 
     def _refuse_summary(self, reason: str, event: Event, why: str) -> None:

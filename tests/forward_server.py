@@ -12,6 +12,8 @@ runs the server side of the shared-key handshake first, as Fluentd's in_forward 
 ``<security>``: HELO, then the client's PING checked (and ``users`` name -> password when set),
 then PONG, or a refusal and the connection closed. ``handshakes`` records each outcome
 (``"ok"`` or the refusal's reason); ``keepalive=False`` closes each connection after an answer.
+``bytes_received`` counts what arrived on the wire; ``keep_events=False`` keeps only the count
+of events (a benchmark measuring bytes must not grow).
 
     with ForwardServer() as server:
         output = ForwardOutput(server.address, "tag", None)
@@ -48,7 +50,7 @@ class ForwardServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, unix_path: Optional[str] = None,
                  tls: Optional[ssl.SSLContext] = None, shared_key: str = "", users: Optional[Dict[str, str]] = None,
-                 keepalive: bool = True, hostname: str = "forward-server") -> None:
+                 keepalive: bool = True, hostname: str = "forward-server", keep_events: bool = True) -> None:
         self.host = host
         self.port = port
         self.unix_path = unix_path
@@ -59,6 +61,9 @@ class ForwardServer:
         self.hostname = hostname
         self.pong_key = shared_key  # what the PONG's digest is made with (a server without the key: another)
         self.handshakes: list[str] = []
+        self.keep_events = keep_events
+        self.bytes_received = 0
+        self.events_received = 0
         self.send_acks = True
         self.ack_reply: Callable[[object], object] = lambda chunk: {"ack": chunk}
         self.connections_accepted = 0
@@ -170,6 +175,7 @@ class ForwardServer:
                     return
                 if not data:
                     return
+                self.bytes_received += len(data)
                 unpacker.feed(data)
                 for message in unpacker:
                     self._receive(message, connection)
@@ -216,8 +222,10 @@ class ForwardServer:
             option = message[3] if len(message) > 3 else {}
             entries = [[second, message[2]]]
         with self._changed:
-            self._events.extend((tag, event_time, record) for event_time, record in entries)
-            self._options.append(option)
+            self.events_received += len(entries)
+            if self.keep_events:
+                self._events.extend((tag, event_time, record) for event_time, record in entries)
+                self._options.append(option)
             self._changed.notify_all()
         if "chunk" in option and self.send_acks:
             try:
