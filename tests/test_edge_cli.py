@@ -167,3 +167,11 @@ def test_an_edge_may_send_to_the_local_collector_without_tls(tmp_path):
     for address in ("127.0.0.1:1", "[::1]:1", "localhost:1", f"unix://{tmp_path}/fluent.sock"):
         result = run_cli(["--edge", "--forward", address], timeout=30)
         assert result.returncode == 0, (address, result.stderr)
+
+
+def test_explain_mode_shows_a_summary_for_what_it_is():
+    at = START + 3600
+    line = summary_line([["Syslog", "203.0.113.7", 6, at, at + 30, ["web1"], ["root"]]])
+    result = run_cli(["--explain", "--accept-summaries"], stdin=(line + "\n").encode())
+    assert result.returncode == 0
+    assert "SUMMARY of 6 failure(s) from edge 'web7'" in result.stdout.decode()
