@@ -15,4 +15,5 @@ KINDS = {
     "fluentd-windows-eventlog2": "Fluentd in_windows_eventlog2 record (EventData list or parse_description keys)",
     "fluentbit-winevtlog": "Fluent Bit winevtlog record (StringInserts)",
     "winlogbeat": "Winlogbeat / ECS document (winlog.*, source.ip)",
+    "fail2entra-summary": "failure summaries of a fail2entra edge (--edge), read with --accept-summaries",
 }

@@ -1,6 +1,6 @@
 """The one normalised event every parser returns and the engine alone consumes."""
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
 SECURITY_EVENT = "SecurityEvent"
 WINDOWS_EVENT = "WindowsEvent"
@@ -56,6 +56,23 @@ class Event(NamedTuple):
     # Read ahead: the sshd template reading of ``message``, when the reader already matched it
     # (the block scanner reads the commonest failures with the header); None: read on demand.
     sshd: Optional[tuple] = None  # a parsers.sshd.SshdMessage
+    # An edge's failure summary (parsers/summary.py): table is its failure source, ip its list
+    # key, time its last failure; None for every event read from a log
+    summary: Optional["FailureSummary"] = None
+
+
+class FailureSummary(NamedTuple):
+    """What an edge collector (``--edge``) counted for one (failure source, IP, time bucket)
+    since its last flush: it stands for ``count`` failures between ``first`` and ``last``."""
+
+    count: int  # failures it stands for
+    first: float  # event time of the first of them, seconds since the epoch, UTC
+    last: float  # event time of the last of them
+    hosts: Tuple[str, ...]  # up to 5 target hosts, in the order the edge met them
+    users: Tuple[str, ...]  # up to 5 target accounts
+    profile: str  # the profile the edge counted with ("hardened", "kql")
+    bucket_seconds: float  # the edge's bucket width: first and last lie in one such bucket
+    edge: str  # the edge's name (--edge-name)
 
 
 _build = tuple.__new__
@@ -66,7 +83,7 @@ def syslog_event(when: float, kind: str, host: str, program: str, process_id: st
     """A Syslog event; built without NamedTuple's keyword handling, four times cheaper, since
     it runs for every counted line of an auth log."""
     return _build(Event, (SYSLOG, when, kind, "", host, 0, None, "", "", "", "", program, "", "", "", "",
-                          facility, process_id, trusted_program, message, "", "", "", "", "", "", "", sshd))
+                          facility, process_id, trusted_program, message, "", "", "", "", "", "", "", sshd, None))
 
 
 def logon_failure(table: str, when: float, kind: str, ip: str, computer: str, logon_type: Optional[int],
@@ -75,7 +92,7 @@ def logon_failure(table: str, when: float, kind: str, ip: str, computer: str, lo
     """A Windows 4625 event (built like syslog_event, for the same reason)."""
     return _build(Event, (table, when, kind, ip, computer, LOGON_FAILURE, logon_type, target_user, target_domain,
                           subject_user, workstation, process_name, logon_process, auth_package, status,
-                          sub_status, "", "", "", "", "", "", "", "", "", "", "", None))
+                          sub_status, "", "", "", "", "", "", "", "", "", "", "", None, None))
 
 
 def signin(table: str, when: float, kind: str, ip: str, user_principal_name: str, result_type: str,
@@ -83,7 +100,17 @@ def signin(table: str, when: float, kind: str, ip: str, user_principal_name: str
     """An Entra ID sign-in event (built like syslog_event, for the same reason)."""
     return _build(Event, (table, when, kind, ip, "", 0, None, "", "", "", "", "", "", "", "", "", "", "", "", "",
                           user_principal_name, result_type, record_id, app_display_name, client_app,
-                          user_agent, location, None))
+                          user_agent, location, None, None))
+
+
+SUMMARY_KIND = "fail2entra-summary"
+
+
+def summary_event(table: str, ip: str, summary: FailureSummary) -> Event:
+    """An edge's failure summary as an event (built like syslog_event: a central may take
+    hundreds of thousands a second); its time is the last failure it stands for."""
+    return _build(Event, (table, summary.last, SUMMARY_KIND, ip, "", 0, None, "", "", "", "", "", "", "", "", "",
+                          "", "", "", "", "", "", "", "", "", "", "", None, summary))
 
 
 def short_reason(error: BaseException) -> str:

@@ -4,8 +4,8 @@ Shapes (formats.md): Sentinel / Log Analytics rows of the five tables (``Type``)
 sign-ins as Event Hub diagnostic records (``category``, also in ``{"records": [...]}``) and as
 Microsoft Graph ``signIn`` objects (also in ``{"value": [...]}``), journald JSON, and the
 collector shapes: Fluentd ``in_tail`` + syslog parser, Fluentd ``in_windows_eventlog2``, Fluent
-Bit ``winevtlog``, Winlogbeat / ECS, and records wrapping a whole raw line in ``log`` or
-``message``.
+Bit ``winevtlog``, Winlogbeat / ECS, records wrapping a whole raw line in ``log`` or
+``message``, and the failure summaries of fail2entra's edge mode (parsers/summary.py).
 
 JSON is decoded with msgspec into :class:`Record`, a struct that names only the keys some
 shape reads: the decoder skips everything else without building it, which makes a 2.5 KB
@@ -20,9 +20,10 @@ from typing import Any, Callable, List, Optional, Tuple, TypeVar
 import msgspec
 
 from .event import (
-    NON_INTERACTIVE_SIGNIN_LOGS, SECURITY_EVENT, SIGNIN_LOGS, SYSLOG, TABLES, WINDOWS_EVENT,
+    NON_INTERACTIVE_SIGNIN_LOGS, SECURITY_EVENT, SIGNIN_LOGS, SUMMARY_KIND, SYSLOG, TABLES, WINDOWS_EVENT,
     Event, MalformedRecord, short_reason, signin, syslog_event,
 )
+from .summary import SUMMARY_KEY, read_summaries
 from .syslog import FACILITIES
 from .timestamps import parse_iso8601, plausible_time
 from .windows import (
@@ -145,6 +146,8 @@ class Record(SignInProperties):
         default=_UNSET, name="network_information.workstation_name")
     description_process_name: Any = msgspec.field(
         default=_UNSET, name="process_information.caller_process_name")
+    # fail2entra --edge: a batch of failure summaries (parsers/summary.py)
+    summaries: Any = msgspec.field(default=_UNSET, name=SUMMARY_KEY)
 
 
 # JSON may escape a lone surrogate ("\ud800": JavaScript and .NET write one for a string that
@@ -446,6 +449,9 @@ class RecordReader:
         if record.records is not None or (isinstance(record.value, list) and record.Type is None):
             return self._read_list(record, events, problems)
         kind, reader = self._shape(record)
+        if kind == SUMMARY_KIND:  # each summary of the batch is read alone: a bad one costs only itself
+            read_summaries(record.summaries, events, problems)
+            return kind
         if kind == "wrapped":  # a whole raw line inside: read like any line, problems and all
             wrapped = record.log if record.log is not None else record.message
             return kind if self._raw_line(text_value(wrapped), events, problems) else ""
@@ -480,6 +486,8 @@ class RecordReader:
         """The shape of ``record`` and the function that reads it (None: nothing to read)."""
         if record.Type is not None:
             return "sentinel-row", (_sentinel_row if record.Type in TABLES else None)
+        if record.summaries is not None:
+            return SUMMARY_KIND, None
         if record.category is not None:
             return "eventhub", _eventhub_signin
         if record.createdDateTime is not None and (record.userPrincipalName is not None or record.ipAddress is not None):

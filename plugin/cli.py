@@ -22,15 +22,17 @@ from parsers.timestamps import Rfc3164Clock, resolve_zone
 
 from . import __version__
 from .config import OPTIONS, Config, ConfigError, _flag, read_config_file, resolve
-from .engine import Engine, Settings
+from .engine import Settings
 from .exclusions import ExclusionError, load_exclusions
 from .explain import ExplainingLineReader, Explainer
 from .logs import LOG, RateLimitedLog, configure_logging
 from .files import FileInUseError
+from .forward_security import ForwardSecurity
 from .outputs import ForwardAlerts, OutputClosed, StdoutOutput
 from .pipeline import Pipeline
 from .profiles import PROFILES
 from .state import StateFile
+from .tiers.roles import build_engine, check_role, record_tags
 
 PROG = "fail2entra"
 READ_SIZE = 1024 * 1024
@@ -111,6 +113,10 @@ class Runner:
             zone = resolve_zone(config.timezone)
         except ValueError as error:
             raise ConfigError(f"--timezone: {error}") from None
+        try:
+            check_role(config)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         self.notices = RateLimitedLog()
         settings = Settings(
             threshold=config.threshold, window=config.window, suppress=config.suppress,
@@ -122,9 +128,8 @@ class Runner:
             raise ConfigError(str(error)) from None
         self.signins = self._open_signins()
         self.output = self._open_output()
-        self.engine = Engine(
-            settings, PROFILES[config.profile](), self._emit_alert,
-            report=self.notices.warning,
+        self.engine = build_engine(
+            config, settings, PROFILES[config.profile](), self._emit_alert, self.notices.warning,
             failure_exclusions=[e for e in self.exclusions if e.applies_to in ("failures", "both")],
             signin_exclusions=[e for e in self.exclusions if e.applies_to in ("signins", "both")],
         )
@@ -167,14 +172,21 @@ class Runner:
         config = self.config
         if config.forward:
             try:
-                return ForwardAlerts(config.forward, config.tag, config.stats_tag, config.spool or None,
-                                     config.spool_max_bytes)
+                security = ForwardSecurity.from_options(
+                    config.forward_tls, config.forward_ca_file, config.forward_cert_file, config.forward_key_file,
+                    config.forward_shared_key_file, config.forward_username, config.forward_password_file)
+                return ForwardAlerts(config.forward, record_tags(config), config.stats_tag, config.spool or None,
+                                     config.spool_max_bytes, security, config.forward_compress == "gzip")
             except (ValueError, FileInUseError) as error:
                 raise ConfigError(f"--forward / --spool: {error}") from None
-        return StdoutOutput(sys.stdout.buffer, config.output, config.tag, config.stats_tag, config.record_tag_key)
+        given = [option for option in ("forward_tls", "forward_shared_key_file") if getattr(config, option)]
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')} needs --forward")
+        return StdoutOutput(sys.stdout.buffer, config.output, record_tags(config)[0], config.stats_tag,
+                            config.record_tag_key)
 
-    def _emit_alert(self, record: dict, event_time: float) -> None:
-        self.output.alert(record, event_time)
+    def _emit_alert(self, record: dict, event_time: float, tag: Optional[str] = None) -> None:
+        self.output.alert(record, event_time, tag)
 
     # -- running -------------------------------------------------------------------------
 
@@ -260,7 +272,7 @@ class Runner:
 
     def _wait_time(self) -> float:
         due = [when for when in (self._next_stats, self._next_snapshot if self.state else None) if when is not None]
-        wait = max(0.0, min(due + [self._next_collection]) - time.monotonic())
+        wait = max(0.0, min(due + [self._next_collection, self.engine.next_flush]) - time.monotonic())
         return wait if self.signins is None else min(wait, SIGNIN_WAKE_PERIOD)
 
     def _periodic(self) -> None:
@@ -268,6 +280,8 @@ class Runner:
         if self.signins is not None and self.signins.waiting:
             self._hand_signins()
         now = time.monotonic()
+        if now >= self.engine.next_flush:
+            self.engine.flush()
         if self._next_stats is not None and now >= self._next_stats:
             self._next_stats = now + self.config.stats_interval
             self._emit_stats()
@@ -369,6 +383,7 @@ class Runner:
         if self._progress is not None:
             self._progress.clear()
         try:
+            self.engine.flush()
             self.output.close()
         except OutputClosed:
             self._output_closed = True

@@ -8,6 +8,8 @@ import re
 import sys
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
+from .tiers.shards import Shard, parse_shard
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.9 / 3.10
@@ -106,6 +108,13 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return check
 
 
+def _shard(text: Any) -> Optional[Shard]:
+    try:
+        return parse_shard(_text(text))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 class Option(NamedTuple):
     """One setting: its name (``--max-ips`` on the command line, ``max_ips`` in the config)."""
 
@@ -169,6 +178,22 @@ OPTIONS: Sequence[Option] = (
     Option("graph_url", _https_url, "https://graph.microsoft.com", "Microsoft Graph root (national clouds)", "URL"),
     Option("login_url", _https_url, "https://login.microsoftonline.com", "Entra ID token service root (national clouds)", "URL"),
     Option("ca_file", _text, "", "extra trusted CA certificates (PEM) for Graph and the token service", "PATH"),
+    # two tiers (docs/edge.md)
+    Option("edge", _flag, False, "edge collector: emit failure summaries for a central instead of alerts"),
+    Option("edge_name", _text, "", "the edge's name in its summaries (default: this host's name)", "NAME"),
+    Option("flush_interval", _positive_duration, "1s", "an edge emits what it summarised at least this often", "DURATION"),
+    Option("summary_tag", _text, "security.summary.fail2entra", "tag of an edge's summary records (.shard.K appended with --shards)", "TAG"),
+    Option("shards", _positive_count, 1, "an edge splits its summaries among N shards by IP (tag suffix .shard.K)", "N"),
+    Option("shard", _shard, "", "a central owns shard K of N: the IPs whose hash is K modulo N", "K/N"),
+    Option("accept_summaries", _flag, False, "a central merges edge summaries (from a trusted path only)"),
+    Option("forward_tls", _flag, False, "--forward over TLS (the server's certificate is checked)"),
+    Option("forward_ca_file", _text, "", "CA certificates for --forward-tls (default: the system's)", "PATH"),
+    Option("forward_cert_file", _text, "", "client certificate for --forward-tls (with --forward-key-file)", "PATH"),
+    Option("forward_key_file", _text, "", "private key of the client certificate", "PATH"),
+    Option("forward_shared_key_file", _text, "", "file holding the forward shared key (<security> shared_key)", "PATH"),
+    Option("forward_username", _text, "", "user for the forward handshake (<security> user_auth)", "NAME"),
+    Option("forward_password_file", _text, "", "file holding that user's password", "PATH"),
+    Option("forward_compress", _choice("none", "gzip"), "none", "compress forwarded chunks (gzip: CompressedPackedForward)"),
 )
 OPTIONS_BY_NAME: Dict[str, Option] = {option.name: option for option in OPTIONS}
 CONFIG_ONLY_KEYS = ("exclusion",)

@@ -107,6 +107,45 @@ class FailureCounter:
             tally.users = self._intern(tally.users + (user,))
         return tally.total
 
+    def add_summary(self, ip: str, count: int, first: float, last: float, hosts: Tuple[str, ...],
+                    users: Tuple[str, ...]) -> int:
+        """Merge an edge's summary of ``count`` failures between ``first`` and ``last`` (one
+        bucket: the edge's width divides this counter's); return the IP's new total. The count
+        goes to the bucket of ``first``, the times and targets into the tally, exactly as the
+        failures themselves would have.
+
+        Runtime complexity: as :meth:`add`, plus O(targets) when they are new to the IP.
+        """
+        bucket_number = int(first // self.bucket_seconds)
+        bucket = self._buckets.get(bucket_number)
+        if bucket is None:
+            bucket = self._buckets[bucket_number] = {}
+        tally = self._tallies.get(ip)
+        if tally is None:
+            bucket[ip] = bucket.get(ip, 0) + count
+            self._tallies[ip] = Tally(ip, count, first, last, self._merged((), hosts), self._merged((), users))
+            return count
+        ip = tally.ip
+        bucket[ip] = bucket.get(ip, 0) + count
+        tally.total += count
+        if first < tally.first:
+            tally.first = first
+        if last > tally.last:
+            tally.last = last
+        if hosts != tally.hosts:
+            tally.hosts = self._merged(tally.hosts, hosts)
+        if users != tally.users:
+            tally.users = self._merged(tally.users, users)
+        return tally.total
+
+    def _merged(self, kept: Tuple[str, ...], more: Tuple[str, ...]) -> Tuple[str, ...]:
+        """``kept`` and then those of ``more`` it lacks, each once, up to MAX_TARGETS (interned)."""
+        if len(kept) >= MAX_TARGETS:
+            return kept
+        if not kept and len(more) == 1:  # the usual new IP
+            return self._intern(more)
+        return self._intern(tuple(dict.fromkeys(kept + more))[:MAX_TARGETS])
+
     def _intern(self, targets: Tuple[str, ...]) -> Tuple[str, ...]:
         """Share equal target tuples: a spray hits the same few hosts and usernames."""
         shared = self._interned.get(targets)

@@ -4,8 +4,13 @@ checked against the window around it, successes retained so that order does not 
 Time is event time. The engine's clock is the newest event time seen, except that a time more
 than ``future_skew`` ahead of the wall clock never moves it (a forged future line must not
 expire everyone's state). State older than the window behind that clock is dropped.
+
+A central of the two-tier setup (docs/edge.md) also merges the failure summaries of edge
+collectors (``accept_summaries``), and a shard keeps only the IPs it ``owns``; the edge itself
+is plugin/tiers/edge.py, an engine that summarises failures instead of counting them.
 """
 
+import math
 import time as _time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -53,6 +58,9 @@ class EngineCounts:
         self.stale = 0
         self.signins_evicted = 0
         self.ips_evicted = 0
+        self.summaries_merged = 0
+        self.summaries_refused: Dict[str, int] = {}  # by reason: not-accepted, profile, bucket, future, ...
+        self.other_shard = {"failures": 0, "summaries": 0, "signins": 0}  # ignored: another shard's IPs
 
 
 class Engine:
@@ -61,13 +69,18 @@ class Engine:
     ``profile`` says what counts (see profiles.py); the exclusions are plugin.exclusions
     entries (``predicate`` and a ``removed`` counter); ``emit`` receives each alert record with
     its sign-in's event time; ``report(category, text)`` receives notices (ambiguous lines,
-    evictions), which the CLI rate-limits per category.
+    evictions), which the CLI rate-limits per category. ``accept_summaries`` lets edge
+    summaries in; ``owns(list key)``, when given, says which IPs are this shard's (the others'
+    failures, summaries and sign-ins are counted and ignored).
     """
+
+    next_flush = math.inf  # when flush() is due (time.monotonic()); the central holds nothing back
 
     def __init__(self, settings: Settings, profile, emit: Callable[[dict, float], None],
                  report: Callable[[str, str], None] = lambda category, text: None,
                  failure_exclusions: Sequence = (), signin_exclusions: Sequence = (),
-                 wall_clock: Callable[[], float] = _time.time) -> None:
+                 wall_clock: Callable[[], float] = _time.time, accept_summaries: bool = False,
+                 owns: Optional[Callable[[str], bool]] = None) -> None:
         self.settings = settings
         self.profile = profile
         self.counts = EngineCounts()
@@ -76,7 +89,9 @@ class Engine:
         self._failure_exclusions = ExclusionChain(failure_exclusions)
         self._signin_exclusions = ExclusionChain(signin_exclusions)
         self._wall_clock = wall_clock
-        bucket = max(1.0, settings.window / BUCKETS_PER_WINDOW)
+        self._accept_summaries = accept_summaries
+        self._owns = owns
+        bucket = self._bucket_width = max(1.0, settings.window / BUCKETS_PER_WINDOW)
         self.counters: Dict[str, FailureCounter] = {table: FailureCounter(bucket) for table in FAILURE_TABLES}
         self.newest = 0.0  # the engine's clock: newest trusted event time
         self.next_expiry = 0.0  # when the clock passes it, old state is dropped (once per bucket width)
@@ -93,38 +108,102 @@ class Engine:
     def process(self, event: Event) -> None:
         """Take one event into account (any table; what does not count is ignored)."""
         if event.table in FAILURE_TABLES:
+            if event.summary is not None:
+                self._merge_summary(event)
+                return
             verdict = self.profile.failure(event)
             if type(verdict) is not str:
-                self._count_failure(event, verdict)
+                self._take_failure(event, verdict)
             elif verdict is AMBIGUOUS:
                 self.counts.ambiguous += 1
                 self._report("ambiguous", f"ambiguous sshd line not counted: {event.message[:200]!r}")
             return
         ip = self.profile.success_ip(event)
         if ip is not None:
+            if self._owns is not None and not self._owns(ip):
+                self.counts.other_shard["signins"] += 1
+                return
             self._check_signin(event, ip)
 
-    def _count_failure(self, event: Event, failure: Failure) -> None:
+    def _take_failure(self, event: Event, failure: Failure) -> None:
+        """A failure that qualifies: counted unless another shard owns its IP or an exclusion removes it."""
+        if self._owns is not None and not self._owns(failure.ip):
+            self.counts.other_shard["failures"] += 1
+            return
         if self._failure_exclusions:
             excluded = self._failure_exclusions.first_match(event, failure.ip, failure.user)
             if excluded is not None:
                 excluded.removed += 1
                 return
-        when = event.time
+        self._count_failure(event.time, failure)
+
+    def _count_failure(self, when: float, failure: Failure) -> None:
         if when > self.newest:
             self._advance_clock(when)
         elif when < self.newest - self.settings.window:
             self.counts.stale += 1
             return
         source, ip, count = failure.source, failure.ip, failure.count
+        self._counted(source, ip, count, self.counters[source].add(ip, when, count, failure.host, failure.user))
+
+    def _counted(self, source: str, ip: str, count: int, total: int) -> None:
+        """``count`` failures of ``ip`` were added to ``source`` (``total`` now): evict past the
+        cap if the IP is new, and recheck its waiting sign-ins."""
         self.changes += 1
         self.counts.failures[source] += count
-        if self.counters[source].add(ip, when, count, failure.host, failure.user) == count \
-                and self.tracked_total() > self.settings.max_ips:
+        if total == count and self.tracked_total() > self.settings.max_ips:
             self._evict()
         waiting = self._retained.by_ip.get(ip)
         if waiting:
             self._recheck(ip, waiting)
+
+    def _merge_summary(self, event: Event) -> None:
+        """An edge's summary: merged as the failures it stands for, if this central takes it."""
+        summary = event.summary
+        if not self._accept_summaries:
+            self._refuse_summary("not-accepted", event, "--accept-summaries is off (a summary can blame any "
+                                                        "IP: accept them only from a trusted path)")
+            return
+        if summary.profile != self.profile.name:
+            self._refuse_summary("profile", event, f"it was counted with profile {summary.profile!r}, "
+                                                   f"this central uses {self.profile.name!r}")
+            return
+        if summary.bucket_seconds != self._bucket_width and not self._divides(summary.bucket_seconds):
+            self._refuse_summary("bucket", event, f"its buckets of {summary.bucket_seconds:g} s do not divide "
+                                                  f"this central's {self._bucket_width:g} s (give both the same --window)")
+            return
+        ip = event.ip
+        counts = self.counts
+        if self._owns is not None and not self._owns(ip):
+            counts.other_shard["summaries"] += 1
+            return
+        when = event.time  # its last failure
+        if when > self._future_limit and self._is_future(when):
+            counts.future += 1
+            self._refuse_summary("future", event, f"its last failure is more than --future-skew "
+                                                  f"{self.settings.future_skew:g} s ahead of this clock")
+            return
+        if when > self.newest:
+            self._advance_clock(when)
+        elif when < self.newest - self.settings.window:
+            counts.stale += 1
+            return
+        counts.summaries_merged += 1
+        source, count = event.table, summary.count
+        self._counted(source, ip, count, self.counters[source].add_summary(
+            ip, count, summary.first, when, summary.hosts, summary.users))
+
+    def _divides(self, width: float) -> bool:
+        """Whether edge buckets of ``width`` seconds tile this central's buckets exactly."""
+        ratio = self._bucket_width / width
+        return ratio >= 1 and abs(ratio - round(ratio)) <= 1e-9 * ratio
+
+    def _refuse_summary(self, reason: str, event: Event, why: str) -> None:
+        refused = self.counts.summaries_refused
+        refused[reason] = refused.get(reason, 0) + 1
+        summary = event.summary
+        self._report("summary-refused", f"summary of {summary.count} {event.table} failure(s) of {event.ip} from "
+                                        f"edge {summary.edge!r} refused: {why}")
 
     def _check_signin(self, signin: Event, ip: str) -> None:
         if self._signin_exclusions:
@@ -214,14 +293,18 @@ class Engine:
         """Move the clock to ``when`` if it is newer and believable."""
         if when <= self.newest:
             return
-        if when > self._future_limit:
-            self._future_limit = self._wall_clock() + self.settings.future_skew
-            if when > self._future_limit:
-                self.counts.future += 1  # counted, but it does not move the clock
-                return
+        if when > self._future_limit and self._is_future(when):
+            self.counts.future += 1  # counted, but it does not move the clock
+            return
         self.newest = when
         if when >= self.next_expiry:
             self._expire()
+
+    def _is_future(self, when: float) -> bool:
+        """Whether ``when`` is more than future_skew ahead of the wall clock (read again only
+        when an event passes the last limit)."""
+        self._future_limit = self._wall_clock() + self.settings.future_skew
+        return when > self._future_limit
 
     def _expire(self) -> None:
         """Drop what is older than the window behind the clock; runs once per bucket width."""
@@ -250,6 +333,21 @@ class Engine:
 
     def retained_signins(self) -> int:
         return len(self._retained)
+
+    def tier_figures(self) -> dict:
+        """The two-tier figures, where they apply: summaries merged and refused, and what
+        another shard owns."""
+        counts = self.counts
+        figures: dict = {}
+        if self._accept_summaries or counts.summaries_refused:
+            figures["summaries_merged"] = counts.summaries_merged
+            figures["summaries_refused"] = dict(sorted(counts.summaries_refused.items()))
+        if self._owns is not None:
+            figures["other_shard"] = dict(counts.other_shard)
+        return figures
+
+    def flush(self) -> None:
+        """Hand on what is held back for later (an edge's summaries); a central holds nothing."""
 
     # -- snapshots -------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Explain mode: for each input line, how it was read and whether it counts (like
 fail2ban-regex), for people checking what their own logs will do."""
 
-from typing import Callable, TextIO
+from typing import Callable, Optional, TextIO
 
 from parsers.event import SIGNIN_TABLES, Event
 from parsers.reader import LineReader
@@ -39,6 +39,12 @@ class Explainer:
             what = f"{event.kind} {event.table} ip={event.ip!r}"
         else:
             what = f"{event.kind} {event.table} program={event.program!r} facility={event.facility!r}"
+        if event.summary is not None:
+            summary = event.summary
+            self._say(f"{what}: SUMMARY of {summary.count} failure(s) from edge {summary.edge!r} "
+                      f"(merged with --accept-summaries)")
+            self._pipeline.event(event)
+            return
         verdict = self._profile.failure(event)
         if isinstance(verdict, Failure):
             self._say(f"{what}: FAILURE counted x{verdict.count} for {verdict.ip} on the {verdict.source} list")
@@ -71,7 +77,7 @@ class Explainer:
     def invalid_text(self, line_number: int) -> None:
         self._pipeline.invalid_text(line_number)
 
-    def alert(self, record: dict, event_time: float) -> None:
+    def alert(self, record: dict, event_time: float, tag: Optional[str] = None) -> None:
         late = " (late: the failures came after the sign-in)" if record["Late"] else ""
         sources = ", ".join(f"{entry['Source']}={entry['FailureCount']}" for entry in record["Evidence"])
         self._write(f"       => ALERT {record['IPAddress']} {record['UserPrincipalName']} [{sources}]{late}\n")

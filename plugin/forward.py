@@ -4,13 +4,16 @@ Each alert is spooled before :meth:`ForwardOutput.emit` returns and leaves the s
 the server has answered ``{"ack": chunk}`` for a chunk that carried it. A background thread sends
 the spool oldest first in Forward mode (``[tag, [[EventTime, record], ...], {"chunk", "size"}]``),
 one chunk in flight at a time, and reconnects with capped exponential back-off. Re-sends can
-repeat an alert; the record's ``AlertId`` lets the receiver recognise repeats.
+repeat an alert; the record's ``AlertId`` lets the receiver recognise repeats. With ``compress``
+chunks go gzip-compressed (CompressedPackedForward); ``security`` adds TLS and the shared-key
+handshake (forward_security.py).
 
 fluent-logger supplies :class:`fluent.sender.EventTime`; its sender cannot be used for the rest
 (no ack, no IPv6, it reads and discards whatever the server sends): see the README, "Forwarding alerts".
 """
 
 import base64
+import gzip
 import logging
 import os
 import socket
@@ -25,6 +28,7 @@ import msgpack
 from fluent.sender import EventTime
 
 from .files import lock_beside, replace_atomically
+from .forward_security import ForwardSecurity
 
 _DEFAULT_LOG = logging.getLogger("fail2entra.forward")
 
@@ -396,10 +400,12 @@ class AlertSpool:
 
 
 class _Connection:
-    """One socket to the forward server and the replies read from it."""
+    """One socket to the forward server and the replies read from it; ``keepalive`` False when
+    the server closes it after each answer (its HELO said so)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, keepalive: bool = True) -> None:
         self._socket = sock
+        self.keepalive = keepalive
         self._replies = msgpack.Unpacker(raw=False, max_buffer_size=_MAX_REPLY_BYTES)
 
     def deliver(self, message: bytes, chunk_id: str, ack_timeout: float,
@@ -424,7 +430,7 @@ class _Connection:
             for reply in replies:
                 if isinstance(reply, list) and reply[:1] == ["HELO"]:
                     raise ConnectionError("the server requires shared-key authentication "
-                                          "(<security>), which this output does not support")
+                                          "(<security>): give --forward-shared-key-file")
                 if isinstance(reply, dict) and reply.get("ack") == chunk_id:
                     return
 
@@ -444,10 +450,15 @@ class ForwardOutput:
 
     def __init__(self, address: str, tag: str, spool_path: Optional[str],
                  spool_max_bytes: int = 64 * 1024 * 1024, log: logging.Logger = _DEFAULT_LOG,
-                 connect_timeout: float = 3.0, ack_timeout: float = 30.0) -> None:
+                 connect_timeout: float = 3.0, ack_timeout: float = 30.0,
+                 security: Optional[ForwardSecurity] = None, compress: bool = False) -> None:
         if not tag:
             raise ValueError("forward tag must not be empty")
         self._address = parse_address(address)
+        if security is not None and security.tls_context is not None and self._address.unix_path:
+            raise ValueError("TLS is for TCP: a unix socket stays on this host (drop --forward-tls)")
+        self._security = security
+        self._compress = compress
         self._tag = tag
         self._log = log
         self._connect_timeout = connect_timeout
@@ -547,11 +558,17 @@ class ForwardOutput:
         else:
             sock = socket.create_connection((self._address.host, self._address.port), timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return _Connection(sock)
+        if self._security is None:
+            return _Connection(sock)
+        return _Connection(*self._security.secure(sock, self._address.host))
 
     def _forward_message(self, batch: list[SpooledAlert], chunk_id: str) -> bytes:
-        """Forward mode ``[tag, [entries], {"chunk", "size"}]`` from the already packed entries."""
+        """Forward mode ``[tag, [entries], {"chunk", "size"}]`` from the already packed entries,
+        or with compression CompressedPackedForward ``[tag, gzip(entries), {..., "compressed"}]``."""
         packer = msgpack.Packer()
+        if self._compress:
+            entries = gzip.compress(b"".join(alert.payload for alert in batch), compresslevel=6)
+            return packer.pack([self._tag, entries, {"chunk": chunk_id, "size": len(batch), "compressed": "gzip"}])
         return b"".join((
             packer.pack_array_header(3), packer.pack(self._tag),
             packer.pack_array_header(len(batch)), *(alert.payload for alert in batch),
@@ -604,6 +621,9 @@ class ForwardOutput:
                     backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
                     continue
                 self._count("acknowledged", self._spool.acknowledge(batch[-1].seq))
+                if not connection.keepalive:  # the server closes after each answer: reconnect next time
+                    connection.close()
+                    connection = None
                 if failures:
                     self._log.info("forward: %s acknowledges again after %d failed attempt(s)",
                                    self._address, failures)

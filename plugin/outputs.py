@@ -1,12 +1,14 @@
 """Where alerts go: stdout as JSON lines or a msgpack stream (Fluentd exec_filter, Fluent Bit
 in_exec, pipes), flushed per record, and nothing but records ever."""
 
-from typing import BinaryIO, Callable, Dict, Optional
+import time
+from typing import BinaryIO, Callable, Dict, Optional, Sequence, Union
 
 import msgpack
 import msgspec
 
 from .forward import ForwardOutput
+from .forward_security import ForwardSecurity
 from .logs import LOG
 
 
@@ -53,8 +55,9 @@ class StdoutOutput:
         """True when health records can go to stdout (they can be told apart by their tag)."""
         return bool(self._tag_key)
 
-    def alert(self, record: dict, event_time: float) -> None:
-        self._write(record, self._alert_tag)
+    def alert(self, record: dict, event_time: float, tag: Optional[str] = None) -> None:
+        """An alert (or an edge's summary record, under its own ``tag``)."""
+        self._write(record, tag or self._alert_tag)
 
     def stats(self, record: dict, event_time: float) -> None:
         self._write(record, self._stats_tag)
@@ -78,25 +81,50 @@ class StdoutOutput:
 
 class ForwardAlerts:
     """Alerts (spooled, acknowledged) and health records (in memory only: a lost one is
-    replaced by the next) to a Fluentd / Fluent Bit forward input, each under its own tag."""
+    replaced by the next) to a Fluentd / Fluent Bit forward input, each under its own tag.
+
+    An edge's summary records go the same way, under one tag per shard (``alert_tags`` lists
+    them; the first is the default): each tag has its own sender and spool (``PATH.K`` for tag K
+    when there are several), since a forward message carries one tag.
+    """
 
     carries_stats = True
 
-    def __init__(self, address: str, alert_tag: str, stats_tag: str, spool_path: Optional[str],
-                 spool_max_bytes: int) -> None:
-        self._alerts = ForwardOutput(address, alert_tag, spool_path, spool_max_bytes, log=LOG)
-        self._stats = ForwardOutput(address, stats_tag, None, 1024 * 1024, log=LOG)
+    def __init__(self, address: str, alert_tags: Union[str, Sequence[str]], stats_tag: str,
+                 spool_path: Optional[str], spool_max_bytes: int, security: Optional[ForwardSecurity] = None,
+                 compress: bool = False) -> None:
+        tags = [alert_tags] if isinstance(alert_tags, str) else list(alert_tags)
+        self._default_tag = tags[0]
+        self._records: Dict[str, ForwardOutput] = {}
+        try:
+            for index, tag in enumerate(tags):
+                spool = spool_path if not spool_path or len(tags) == 1 else f"{spool_path}.{index}"
+                self._records[tag] = ForwardOutput(address, tag, spool, spool_max_bytes, log=LOG,
+                                                   security=security, compress=compress)
+            self._stats = ForwardOutput(address, stats_tag, None, 1024 * 1024, log=LOG, security=security,
+                                        compress=compress)
+        except BaseException:
+            for output in self._records.values():
+                output.close(0.0)
+            raise
 
-    def alert(self, record: dict, event_time: float) -> None:
-        self._alerts.emit(record, event_time)
+    def alert(self, record: dict, event_time: float, tag: Optional[str] = None) -> None:
+        self._records[tag or self._default_tag].emit(record, event_time)
 
     def stats(self, record: dict, event_time: float) -> None:
         self._stats.emit(record, event_time)
 
     def figures(self) -> dict:
-        return self._alerts.stats
+        """The senders' counters, summed over the tags."""
+        figures: Dict[str, int] = {}
+        for output in self._records.values():
+            for name, value in output.stats.items():
+                figures[name] = figures.get(name, 0) + value
+        return figures
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is pending within ``timeout``; unacknowledged alerts stay spooled."""
-        self._alerts.close(timeout)
+        deadline = time.monotonic() + timeout
+        for output in self._records.values():
+            output.close(max(0.0, deadline - time.monotonic()))
         self._stats.close(0.5)

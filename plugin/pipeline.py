@@ -74,6 +74,7 @@ class Pipeline:
             "retained_signins": engine.retained_signins(),
             "signins_evicted": counts.signins_evicted,
             "ips_evicted": counts.ips_evicted,
+            **engine.tier_figures(),
             "event_time_lag_seconds": round(now - engine.newest, 3) if engine.newest else None,
             "snapshot_age_seconds": None if snapshot_age is None else round(snapshot_age, 3),
             "uptime_seconds": round(now - self.started, 3),

@@ -1770,6 +1770,190 @@ def measure_spray_at_cap(context: Context) -> Dict[str, Any]:
     return result(runs, derived, checks, notes, anomalies)
 
 
+# -- two tiers: edges, centrals, shards (docs/edge.md) ----------------------------------------
+
+class TierScale(NamedTuple):
+    """Sizes of the two-tier measurements (the memory one reuses Scale.memory_ips)."""
+
+    central_summaries: int  # summaries in the stream one central reads (summaries/s)
+    central_ips: int  # distinct addresses they are about
+    shards: int  # shards the memory_ips are split into
+
+
+TIER_SCALES: Dict[str, TierScale] = {
+    "full": TierScale(2_000_000, 400_000, 4),
+    "quick": TierScale(200_000, 40_000, 4),
+    "tiny": TierScale(5_000, 1_000, 4),
+}
+TARGET_EDGE_REDUCTION = 20.0  # raw auth.log bytes over the bytes of the edge's summaries
+TARGET_CENTRAL_RATE = 200_000.0  # summaries/s one central merges
+TARGET_SHARD_SHARE = 1.30  # a shard's memory over a quarter (1/N) of one central's holding every IP
+SUMMARY_FLUSH = 100_000  # summaries an edge flush holds in the generated streams
+
+
+def write_summary_stream(path: str, summaries: int, ips: int, day: date, shards: int = 1, shard: int = 0,
+                         seed: int = SEED) -> None:
+    """The msgpack stream Fluentd's exec_filter hands a central (tag and time injected), of
+    ``summaries`` summaries about ``ips`` addresses over 20 hours of ``day``, written with the
+    edge's own encoder; with ``shards`` > 1 only shard ``shard``'s records (as routed to it).
+    Every address gets a summary when ``summaries`` >= ``ips`` (one each when equal)."""
+    from plugin.tiers.summary import summary_records
+
+    rng = random.Random(seed)
+    start = day_start(day) + 3600
+    written = 0
+    with open(path, "wb") as handle:
+        for first_index in range(0, summaries, SUMMARY_FLUSH):
+            pending: Dict[Tuple[str, str, int], list] = {}
+            for index in range(first_index, min(summaries, first_index + SUMMARY_FLUSH)):
+                ip = _scattered_ipv4(index % ips)
+                minute = (start + index * 72000 // summaries) // 60 * 60
+                first = minute + rng.random() * 30  # first and last in one minute bucket
+                source = "Syslog" if index % 10 else "SecurityEvent"
+                pending[(source, ip, int(first // 60))] = [1 + index % 5, first, first + rng.random() * 20,
+                                                           (HOST,), (EXISTING_USERS[index % len(EXISTING_USERS)],)]
+            for record in summary_records(pending, "edge1", "hardened", 60.0, shards, "security.summary.fail2entra"):
+                if shards == 1 or record.tag.endswith(f".shard.{shard}"):
+                    handle.write(msgpack.packb({**record.record, "tag": record.tag, "time": record.newest}))
+                    written += len(record.record["fail2entra_summaries"]["summaries"])
+    write_meta(path, {"summaries": written})
+
+
+def _tier_sanity(run: Dict[str, Any], summaries: int) -> List[str]:
+    """What looks wrong in a central's run over ``summaries`` summaries."""
+    problems = sanity(run)
+    stats = run.get("stats", {})
+    if stats and stats.get("summaries_merged") != summaries:
+        problems.append(f"{run['label']}: merged {stats.get('summaries_merged')} summaries, expected {summaries:,} "
+                        f"(refused: {stats.get('summaries_refused')}, other shard: {stats.get('other_shard')})")
+    return problems
+
+
+def edge_output_sizes(command: str, path: str) -> Dict[str, int]:
+    """Run ``fail2entra --edge`` on ``path`` and measure what it writes: its JSON lines as they
+    are, the same records as msgpack (what --output msgpack writes), the summaries in them.
+    In a forked child, which reads the output a line at a time: this script must stay small
+    (see _in_child_process)."""
+
+    def measure(result_path: str) -> None:
+        sizes = {"records": 0, "summaries": 0, "json_bytes": 0, "msgpack_bytes": 0}
+        with subprocess.Popen([command, "--edge", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL) as process:
+            for line in process.stdout:
+                record = json.loads(line)
+                sizes["records"] += 1
+                sizes["summaries"] += len(record["fail2entra_summaries"]["summaries"])
+                sizes["json_bytes"] += len(line)
+                sizes["msgpack_bytes"] += len(msgpack.packb(record))
+        with open(result_path, "w", encoding="utf-8") as handle:
+            json.dump(sizes, handle)
+
+    with tempfile.NamedTemporaryFile("r") as result:
+        _in_child_process(measure, result.name)
+        return json.load(result)
+
+
+@measurement("edge", "edge mode on the auth.log: lines/s, and the bytes of its summaries against the raw lines")
+def measure_edge(context: Context) -> Dict[str, Any]:
+    from forward_server import ForwardServer
+
+    lines = context.scale.auth_lines
+    path = context.data(f"auth-{lines}-{context.day}.log", lambda out: write_auth_log(out, lines, context.day))
+    raw_bytes = os.path.getsize(path)
+    run = context.fail2entra("fail2entra --edge (JSON on stdout)", ["--edge", path], lines, "lines")
+    anomalies = sanity(run, expect_lines=lines)
+    with ForwardServer(keep_events=False) as server:
+        forwarded = context.fail2entra("fail2entra --edge --forward --forward-compress gzip",
+                                       ["--edge", "--forward", server.address, "--forward-compress", "gzip", path],
+                                       lines, "lines")
+        wire_bytes = server.bytes_received
+        forwarded_records = server.events_received
+    anomalies += sanity(forwarded, expect_lines=lines)
+    forward_figures = forwarded["stats"].get("forward") or {}
+    if forward_figures.get("acknowledged") != forwarded_records or not forwarded_records:
+        anomalies.append(f"{forwarded_records} records reached the forward server; the edge says {forward_figures}")
+    sizes = edge_output_sizes(context.command, path)
+    summaries = sizes["summaries"]
+    if not summaries:
+        anomalies.append("the edge wrote no summaries")
+        summaries = 1
+    derived = {
+        "raw_bytes": raw_bytes, "counted_failures": total(run["stats"].get("failures_counted")),
+        "summaries": sizes["summaries"], "summary_records": sizes["records"],
+        "summaries_msgpack_bytes": sizes["msgpack_bytes"], "summaries_json_bytes": sizes["json_bytes"],
+        "forward_gzip_wire_bytes": wire_bytes,
+        "bytes_per_summary_msgpack": round(sizes["msgpack_bytes"] / summaries, 1),
+        "bytes_per_summary_json": round(sizes["json_bytes"] / summaries, 1),
+        "bytes_per_summary_forward_gzip": round(wire_bytes / summaries, 1),
+        "raw_over_msgpack": ratio(raw_bytes, sizes["msgpack_bytes"]), "raw_over_json": ratio(raw_bytes, sizes["json_bytes"]),
+        "raw_over_forward_gzip": ratio(raw_bytes, wire_bytes),
+    }
+    checks = [check("raw auth.log bytes over summary bytes, forward with gzip", derived["raw_over_forward_gzip"],
+                    TARGET_EDGE_REDUCTION, unit="x"),
+              check("raw auth.log bytes over summary bytes, msgpack without compression", derived["raw_over_msgpack"],
+                    TARGET_EDGE_REDUCTION, unit="x")]
+    notes = ["the edge reads the day's file at full speed, so a 1 s flush covers hours of event time; summaries are per "
+             "(source, IP, minute bucket), so one live at 1 s holds what that IP did in one second",
+             "forward gzip: bytes that reached a loopback forward server (CompressedPackedForward, no TLS: TLS adds "
+             "a few dozen bytes per chunk); flushes fall at other lines in each run, so its summaries differ by a few "
+             "from the JSON run's, whose count the per-summary figures divide by"]
+    return result([run, forwarded], derived, checks, notes, anomalies)
+
+
+@measurement("central", "one central merging edge summaries (msgpack, as Fluentd's exec_filter hands them)")
+def measure_central(context: Context) -> Dict[str, Any]:
+    sizes = TIER_SCALES[context.scale.name]
+    path = context.data(f"summaries-{sizes.central_summaries}-{sizes.central_ips}-{context.day}.msgpack",
+                        lambda out: write_summary_stream(out, sizes.central_summaries, sizes.central_ips, context.day))
+    summaries = context.meta(path)["summaries"]
+    run = context.fail2entra("fail2entra --accept-summaries (msgpack)", ["--input", "msgpack", "--accept-summaries", path],
+                             summaries, "summaries")
+    checks = [check(f"summaries/s one central merges ({basis})", run[f"rate_{basis.lower()}"], TARGET_CENTRAL_RATE,
+                    unit="summaries/s") for basis in ("wall", "CPU")]
+    derived = {"summaries": summaries, "ips": sizes.central_ips, "bytes_per_summary": round(os.path.getsize(path) / summaries, 1)}
+    notes = [f"records of up to 100 summaries each, written by the edge's own encoder, with the tag and time keys "
+             f"Fluentd's <inject> adds; {sizes.central_ips:,} addresses over 20 hours"]
+    return result([run], derived, checks, notes, _tier_sanity(run, summaries))
+
+
+@measurement("shards", "peak RSS of one central holding N IPs against each of 4 shards holding its share")
+def measure_shards(context: Context) -> Dict[str, Any]:
+    sizes = TIER_SCALES[context.scale.name]
+    ips, shards = context.scale.memory_ips, sizes.shards
+    whole = context.data(f"summaries-{ips}-{ips}-{context.day}.msgpack",
+                         lambda out: write_summary_stream(out, ips, ips, context.day))
+    small = context.data(f"summaries-1000-1000-{context.day}.msgpack",
+                         lambda out: write_summary_stream(out, 1000, 1000, context.day))
+    cap = ["--max-ips", str(max(DEFAULT_MAX_IPS, ips))]  # nothing evicted: the figure is per IP held
+    common = ["--input", "msgpack", "--accept-summaries", *cap]
+    runs = [context.fail2entra(f"fail2entra one central, {ips:,} IPs", [*common, whole], ips, "summaries"),
+            context.fail2entra("fail2entra 1,000 IPs (baseline)", [*common, small], 1000, "summaries")]
+    anomalies = _tier_sanity(runs[0], ips) + _tier_sanity(runs[1], 1000)
+    for shard in range(shards):
+        path = context.data(f"summaries-{ips}-{ips}-{context.day}.shard-{shard}-of-{shards}.msgpack",
+                            lambda out: write_summary_stream(out, ips, ips, context.day, shards, shard))
+        held = context.meta(path)["summaries"]
+        runs.append(context.fail2entra(f"fail2entra shard {shard}/{shards}", [*common, "--shard", f"{shard}/{shards}", path],
+                                       held, "summaries"))
+        anomalies += _tier_sanity(runs[-1], held)
+    single, baseline = runs[0]["max_rss_bytes"], runs[1]["max_rss_bytes"]
+    largest = max(run["max_rss_bytes"] for run in runs[2:])
+    derived = {
+        "ips": ips, "shards": shards, "single_peak_rss_bytes": single, "baseline_rss_bytes": baseline,
+        "largest_shard_peak_rss_bytes": largest,
+        "shard_ips": [run["items"] for run in runs[2:]],
+        "largest_shard_over_quarter_gross": round(largest / (single / shards), 3),
+        "largest_shard_over_quarter_above_baseline": round((largest - baseline) / ((single - baseline) / shards), 3),
+    }
+    checks = [check(f"largest shard's memory over 1/{shards} of one central's, above the baseline",
+                    derived["largest_shard_over_quarter_above_baseline"], TARGET_SHARD_SHARE, at_most=True, unit="x"),
+              check(f"largest shard's peak RSS over 1/{shards} of one central's (gross)",
+                    derived["largest_shard_over_quarter_gross"], TARGET_SHARD_SHARE, at_most=True, unit="x")]
+    notes = ["each shard reads the summaries routed to it (its tag .shard.K) with --shard K/N; the baseline (the "
+             "interpreter, the code, an engine with 1,000 IPs) is paid once per process and does not divide"]
+    return result(runs, derived, checks, notes, anomalies)
+
+
 # -- the report -------------------------------------------------------------------------------
 
 def environment(context: Context) -> Dict[str, Any]:

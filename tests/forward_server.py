@@ -7,6 +7,14 @@ unless ``send_acks`` is False (``ack_reply`` can make it answer something else).
 drops every connection like a killed server; ``start()`` listens again on the same port (or
 path). Events survive a restart.
 
+With ``tls`` (a server-side ``ssl.SSLContext``) every connection is TLS; with ``shared_key`` it
+runs the server side of the shared-key handshake first, as Fluentd's in_forward does with
+``<security>``: HELO, then the client's PING checked (and ``users`` name -> password when set),
+then PONG, or a refusal and the connection closed. ``handshakes`` records each outcome
+(``"ok"`` or the refusal's reason); ``keepalive=False`` closes each connection after an answer.
+``bytes_received`` counts what arrived on the wire; ``keep_events=False`` keeps only the count
+of events (a benchmark measuring bytes must not grow).
+
     with ForwardServer() as server:
         output = ForwardOutput(server.address, "tag", None)
         ...
@@ -14,13 +22,15 @@ path). Events survive a restart.
 """
 
 import gzip
+import hashlib
 import io
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 import msgpack
 
@@ -38,11 +48,22 @@ def decode_event_time(code: int, data: bytes) -> object:
 class ForwardServer:
     """Loopback forward server: TCP on ``host`` (port 0 picks one), or a unix socket."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 unix_path: Optional[str] = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, unix_path: Optional[str] = None,
+                 tls: Optional[ssl.SSLContext] = None, shared_key: str = "", users: Optional[Dict[str, str]] = None,
+                 keepalive: bool = True, hostname: str = "forward-server", keep_events: bool = True) -> None:
         self.host = host
         self.port = port
         self.unix_path = unix_path
+        self.tls = tls
+        self.shared_key = shared_key
+        self.users = users
+        self.keepalive = keepalive
+        self.hostname = hostname
+        self.pong_key = shared_key  # what the PONG's digest is made with (a server without the key: another)
+        self.handshakes: list[str] = []
+        self.keep_events = keep_events
+        self.bytes_received = 0
+        self.events_received = 0
         self.send_acks = True
         self.ack_reply: Callable[[object], object] = lambda chunk: {"ack": chunk}
         self.connections_accepted = 0
@@ -133,6 +154,16 @@ class ForwardServer:
 
     def _serve(self, connection: socket.socket) -> None:
         unpacker = msgpack.Unpacker(raw=False, ext_hook=decode_event_time)
+        try:
+            connection = self._secure(connection, unpacker)
+        except (OSError, ValueError) as error:
+            connection.close()
+            with self._changed:
+                self.handshakes.append(f"failed: {error}")
+                self._changed.notify_all()
+            return
+        if connection is None:
+            return
         connection.settimeout(_POLL_SECONDS)
         with connection:
             while not self._stopping.is_set():
@@ -144,9 +175,37 @@ class ForwardServer:
                     return
                 if not data:
                     return
+                self.bytes_received += len(data)
                 unpacker.feed(data)
                 for message in unpacker:
                     self._receive(message, connection)
+                    if not self.keepalive:
+                        return
+
+    def _secure(self, connection: socket.socket, unpacker: "msgpack.Unpacker") -> Optional[socket.socket]:
+        """TLS, then the handshake; the connection to serve, or None (refused and closed)."""
+        if self.tls is not None:
+            connection.settimeout(5.0)
+            connection = self.tls.wrap_socket(connection, server_side=True)
+        if not self.shared_key:
+            return connection
+        connection.settimeout(5.0)
+        nonce, auth = os.urandom(16), os.urandom(16)
+        connection.sendall(msgpack.packb(["HELO", {"nonce": nonce, "auth": auth if self.users else b"",
+                                                    "keepalive": self.keepalive}]))
+        ping = _next_message(connection, unpacker)
+        reason = _check_ping(ping, nonce, auth, self.shared_key, self.users)
+        with self._changed:
+            self.handshakes.append(reason or "ok")
+            self._changed.notify_all()
+        if reason:
+            connection.sendall(msgpack.packb(["PONG", False, reason, "", ""]))
+            connection.close()
+            return None
+        salt = ping[2]
+        connection.sendall(msgpack.packb(["PONG", True, "", self.hostname,
+                                          _sha512(salt, self.hostname, nonce, self.pong_key)]))
+        return connection
 
     def _receive(self, message: list, connection: socket.socket) -> None:
         """Record one message's events, then acknowledge it (after, as in_forward does)."""
@@ -163,14 +222,44 @@ class ForwardServer:
             option = message[3] if len(message) > 3 else {}
             entries = [[second, message[2]]]
         with self._changed:
-            self._events.extend((tag, event_time, record) for event_time, record in entries)
-            self._options.append(option)
+            self.events_received += len(entries)
+            if self.keep_events:
+                self._events.extend((tag, event_time, record) for event_time, record in entries)
+                self._options.append(option)
             self._changed.notify_all()
         if "chunk" in option and self.send_acks:
             try:
                 connection.sendall(msgpack.packb(self.ack_reply(option["chunk"])))
             except OSError:
                 pass  # the client went away; it will re-send
+
+
+def _sha512(*parts) -> str:
+    return hashlib.sha512(b"".join(part if isinstance(part, bytes) else part.encode() for part in parts)).hexdigest()
+
+
+def _check_ping(ping: object, nonce: bytes, auth: bytes, shared_key: str, users: Optional[Dict[str, str]]) -> str:
+    """Why a PING is refused ("" when it is good), with in_forward's reasons."""
+    if not (isinstance(ping, list) and len(ping) == 6 and ping[0] == "PING"):
+        return "invalid ping message"
+    _, hostname, salt, digest, username, password_digest = ping
+    if digest != _sha512(salt, hostname, nonce, shared_key):
+        return "shared_key mismatch"
+    if users is not None and (username not in users or password_digest != _sha512(auth, username, users[username])):
+        return "username/password mismatch"
+    return ""
+
+
+def _next_message(connection: socket.socket, unpacker: "msgpack.Unpacker") -> object:
+    for message in unpacker:
+        return message
+    while True:
+        data = connection.recv(4096)
+        if not data:
+            raise ConnectionError("closed during the handshake")
+        unpacker.feed(data)
+        for message in unpacker:
+            return message
 
 
 def wait_until(condition, timeout: float = 5.0, message: str = "condition") -> None:

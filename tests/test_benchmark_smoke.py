@@ -16,7 +16,8 @@ def test_benchmark_runs_at_tiny_scale(tmp_path):
     results_path = tmp_path / "results.json"
     # "startup" is left out: two more process start-ups for no code path the others lack.
     completed = subprocess.run([sys.executable, BENCHMARK, "--tiny", "--only",
-                                "auth-log,windows-xml,signin-json,memory,exec-filter,spray,state,exclusions",
+                                "auth-log,windows-xml,signin-json,memory,exec-filter,spray,state,exclusions,"
+                                "edge,central,shards",
                                 "--json", str(results_path)],
                                capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -47,6 +48,12 @@ def test_benchmark_runs_at_tiny_scale(tmp_path):
     assert state["restored_ips"] == state["tracked_ips"] and state["snapshot_bytes"] > 0
     exclusions = results["exclusions"]["derived"]
     assert exclusions["with_over_without_wall_percent"] > 0 and exclusions["failures_counted"] > 0
+    edge = results["edge"]["derived"]
+    assert edge["summaries"] > 0 and edge["raw_bytes"] > edge["summaries_json_bytes"] > edge["summaries_msgpack_bytes"]
+    assert 0 < edge["forward_gzip_wire_bytes"] < edge["summaries_msgpack_bytes"]
+    assert results["central"]["runs"][0]["stats"]["summaries_merged"] == results["central"]["derived"]["summaries"]
+    shards = results["shards"]["derived"]
+    assert sum(shards["shard_ips"]) == shards["ips"] and len(shards["shard_ips"]) == shards["shards"]
     for name, outcome in results.items():
         assert outcome["runs"] and not outcome["anomalies"], (name, outcome["anomalies"])
 
