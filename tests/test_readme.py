@@ -135,7 +135,8 @@ def conf_command_lines():
             line = line.strip()
             if line.startswith("#") or "/fail2entra " not in line:
                 continue
-            found.append((name, line.split("/fail2entra ", 1)[1].split("'")[0].split()))
+            arguments = re.split(r"[;']", line.split("/fail2entra ", 1)[1])[0]  # up to the shell's next word
+            found.append((name, arguments.split()))
     return found
 
 
