@@ -21,7 +21,7 @@ import msgpack
 import pytest
 
 from collectors import (CONF_DIR, FLUENT_BIT, FLUENTD, LINUX_ALERTS, COLLECTOR_ENV, Collector, FluentdSetup,
-                        SampleDay, adapted, append, by_alert_id, ips_and_upns, json_lines, needs_fluent_bit,
+                        SampleDay, adapted, by_alert_id, ips_and_upns, json_lines, needs_fluent_bit,
                         needs_fluentd, reference_alerts, wait_until)
 
 CONNECTION_STRING = "Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=fail2entra;SharedAccessKey=secret"
