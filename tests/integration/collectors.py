@@ -207,10 +207,14 @@ class Collector:
     def wait(self, timeout: float = 30.0) -> int:
         return self.process.wait(timeout=timeout)
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM to every process of the session, as systemd stops a service; the exit status."""
+    def stop(self, timeout: float = 30.0, whole_group: bool = True) -> int:
+        """SIGTERM to every process of the session, as systemd stops a service (or to the
+        collector alone, which stops what it started); the exit status."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            if whole_group:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            else:
+                self.process.send_signal(signal.SIGTERM)
         return self.wait(timeout)
 
     def close(self) -> None:
