@@ -14,14 +14,14 @@ still open (an event, a comment, a DTD), with a notice: no good line is lost to 
 """
 
 import re
-from typing import Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 import msgpack
 import msgspec
 
 from .address import canonical_ip
-from .event import Event, MalformedRecord, short_reason, syslog_event
-from .records import INJECTED_TIME_KEY, Record, RecordReader
+from .event import SYSLOG, Event, MalformedRecord, short_reason, syslog_event
+from .records import INJECTED_TIME_KEY, JSON, MSGPACK, NO_RAW, Codec, Record, RecordReader, decode_json, event_time_ext
 from .scan import NEW_RECORD, RUN_END, SSHD_SCANS, Interest, RunShape, run_shape_at, term_pattern
 from .sshd import MAX_MESSAGE_LENGTH, SshdMessage
 from .syslog import RFC3164_KIND, _facility, parse_syslog
@@ -93,7 +93,7 @@ class LineReader:
         self._json_only = json_only
         self._limit = max_record_bytes
         self._records = RecordReader(default_facility, self._wrapped_line)
-        self._decode_json = msgspec.json.Decoder(Record).decode
+        self._admits = interest.admits if interest is not None and (interest.sshd or interest.term) else None
         self._pending = b""  # bytes after the last newline
         self._skipping = 0  # > 0 while skipping the rest of an oversized line: bytes skipped so far
         self._open: Optional[_OpenXml] = None  # an XML construct still open at the end of the last text
@@ -358,7 +358,7 @@ class LineReader:
         first = text[start:start + 1]
         if first == "\x00":
             line = text[start:line_end].lstrip("\x00")
-            if line.strip():  # after a crash NULs run into the next line: read it without them
+            if line:  # after a crash NULs run into the next line: read it without them
                 self._text = text = text[:start] + line + text[line_end:]
                 line_end = start + len(line)
                 first = line[:1]
@@ -474,20 +474,34 @@ class LineReader:
     # -- JSON and decoded records -------------------------------------------------------
 
     def _read_json(self, text: str, newline: int) -> None:
-        try:
-            record = self._decode_renamed(text) if self._renames else self._decode_json(text)
-        except (msgspec.DecodeError, RecursionError) as error:  # ValidationError is a DecodeError
-            self.sink.malformed("json", short_reason(error), self._line_at(newline))
-            return
         self.line_number = self._line_at(newline)
-        self.read_record(record)
+        self._read_json_record(text)
 
-    def _decode_renamed(self, text: str) -> Record:
+    def _read_json_record(self, text: Any) -> None:
+        """One JSON object (text or bytes), numbered self.line_number."""
+        try:
+            record = self._decode_renamed(text) if self._renames else decode_json(JSON.record, text)
+        except (msgspec.DecodeError, RecursionError) as error:  # ValidationError is a DecodeError
+            self.sink.malformed("json", short_reason(error), self.line_number)
+            return
+        self.read_record(record, JSON)
+
+    def read_object(self, item: Any) -> None:
+        """A record already decoded into plain values (an item of a Graph page), read like a
+        JSON line, numbered self.line_number."""
+        try:
+            text = msgspec.json.encode(item)
+        except (TypeError, ValueError, OverflowError) as error:
+            self.sink.malformed("json", short_reason(error), self.line_number)
+            return
+        self._read_json_record(text)
+
+    def _decode_renamed(self, text: Any) -> Record:
         """A JSON line whose injected time / tag keys have other names (``--time-key``)."""
-        item = msgspec.json.decode(text)
+        item = decode_json(msgspec.json.decode, text)
         if isinstance(item, dict):
             self.rename_injected(item)
-        return msgspec.convert(item, Record)
+        return JSON.record(msgspec.json.encode(item))
 
     def rename_injected(self, item: dict) -> None:
         """Move the keys Fluentd's ``<inject>`` added (``--time-key``, ``--tag-key``) to the
@@ -498,13 +512,18 @@ class LineReader:
                     item[name] = item.pop(spelling)
                     break
 
-    def read_record(self, record: Record) -> None:
-        """Read one decoded record (from a JSON line or a msgpack map)."""
-        kind, events, problems = self._records.read(record)
+    def read_record(self, record: Record, codec: Codec) -> None:
+        """Read one decoded record (from a JSON line or a msgpack map, as ``codec`` says). A
+        syslog message the profile can never count is counted as recognised and goes no
+        further, as in a block of raw lines."""
+        kind, events, problems = self._records.read(record, codec)
         sink = self.sink
+        admits = self._admits
         for event in events:
             self._count(event.kind)
-            sink.event(event)
+            if admits is None or event.table != SYSLOG or event.summary is not None \
+                    or admits(event.program, event.message):
+                sink.event(event)
         if problems or not kind:  # say which Fluentd tag the record came under, when it has one
             tag = f" (tag {record.tag})" if isinstance(record.tag, str) else ""
             for problem in problems:
@@ -530,7 +549,7 @@ class LineReader:
                 return True
             if text.startswith("{"):
                 try:
-                    kind, found, found_problems = self._records.read(self._decode_json(text))
+                    kind, found, found_problems = self._records.read(decode_json(JSON.record, text), JSON)
                 except (msgspec.DecodeError, RecursionError) as error:
                     raise MalformedRecord("json", short_reason(error)) from None
                 events.extend(found)
@@ -548,15 +567,8 @@ class LineReader:
 
 def _describe(record: Record) -> str:
     """A record we do not recognise, as the names of the keys it has."""
-    keys = [field for field in record.__struct_fields__ if getattr(record, field) is not None]
+    keys = [field for field in record.__struct_fields__ if getattr(record, field) not in (None, NO_RAW)]
     return "{" + ", ".join(keys) + ", ...}" if keys else "{...}"
-
-
-def _event_time_ext(code: int, data: bytes) -> object:
-    """msgpack ext type 0 is Fluent's EventTime (uint32 seconds, uint32 nanoseconds)."""
-    if code == 0 and len(data) == 8:
-        return int.from_bytes(data[:4], "big") + int.from_bytes(data[4:], "big") / 1e9
-    return msgpack.ExtType(code, bytes(data))
 
 
 class _Corrupt(Exception):
@@ -585,7 +597,6 @@ class MsgpackReader:
         self._skipping: Optional[_ObjectSkipper] = None  # walking past a record over the limit
         self._buffer = b""  # bytes of records not read yet (an unfinished one at the end)
         self._window = _WINDOW_MAX  # bytes framed at a time; small while resynchronising
-        self._decode = msgspec.msgpack.Decoder(Record, ext_hook=_event_time_ext).decode
 
     @property
     def line_number(self) -> int:
@@ -716,20 +727,20 @@ class MsgpackReader:
             lines.sink.oversized(len(raw), lines.line_number)
             return
         try:
-            record = None if lines._renames else self._decode(raw)
+            record = None if lines._renames else MSGPACK.record(raw)
         except (msgspec.DecodeError, RecursionError):  # a ValidationError too; invalid UTF-8
             record = None
         if record is None:
             record = self._record_of_map(raw)
             if record is None:
                 return
-        lines.read_record(record)
+        lines.read_record(record, MSGPACK)
 
     def _record_of_map(self, raw: memoryview) -> Optional[Record]:
         """The slow way, for what msgspec refused: unpack, fix the keys, convert."""
         lines = self._lines
         try:
-            item = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=_event_time_ext,
+            item = msgpack.unpackb(raw, raw=False, strict_map_key=True, ext_hook=event_time_ext,
                                    unicode_errors="replace")
         except ValueError:  # a key that is no text: not a record Fluentd wrote
             lines.line_number -= 1
@@ -742,13 +753,10 @@ class MsgpackReader:
             return None
         lines.rename_injected(item)
         try:
-            return msgspec.convert(item, Record, str_keys=True)
-        except (msgspec.ValidationError, RecursionError):
-            try:
-                return msgspec.convert(_text_keys(item), Record, str_keys=True)
-            except (msgspec.ValidationError, RecursionError) as error:
-                lines.sink.malformed("msgpack", short_reason(error), lines.line_number)
-                return None
+            return MSGPACK.record(msgspec.msgpack.encode(_text_keys(item)))
+        except (msgspec.DecodeError, RecursionError, TypeError, OverflowError) as error:
+            lines.sink.malformed("msgpack", short_reason(error), lines.line_number)
+            return None
 
 
 _WINDOW_MAX = 256 * 1024  # bytes framed at a time

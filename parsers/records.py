@@ -7,15 +7,18 @@ collector shapes: Fluentd ``in_tail`` + syslog parser, Fluentd ``in_windows_even
 Bit ``winevtlog``, Winlogbeat / ECS, records wrapping a whole raw line in ``log`` or
 ``message``, and the failure summaries of fail2entra's edge mode (parsers/summary.py).
 
-JSON is decoded with msgspec into :class:`Record`, a struct that names only the keys some
-shape reads: the decoder skips everything else without building it, which makes a 2.5 KB
-sign-in about seven times cheaper than ``json.loads``. Maps read from msgpack are converted to
-the same struct, so there is one set of shape rules.
+JSON lines and msgpack maps are decoded by msgspec straight into :class:`Record`, a struct that
+names only the keys some shape reads: the decoder skips everything else without building it.
+The sign-in fields are typed (a status and a location are small structs, not dicts), and the
+parts that may be large are left undecoded (``msgspec.Raw``) until read: the items of an Event
+Hub ``records`` list or a Graph ``value`` page are decoded one at a time, so a bad item costs
+only itself and a list of a million items never exists as a million structs, and an edge's
+summaries are decoded by their own typed struct. :class:`Codec` says how, for JSON and msgpack.
 """
 
 import math
 import re
-from typing import Any, Callable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple, TypeVar, Union
 
 import msgspec
 
@@ -23,7 +26,7 @@ from .event import (
     NON_INTERACTIVE_SIGNIN_LOGS, SECURITY_EVENT, SIGNIN_LOGS, SUMMARY_KIND, SYSLOG, TABLES, WINDOWS_EVENT,
     Event, MalformedRecord, short_reason, signin, syslog_event,
 )
-from .summary import SUMMARY_KEY, read_summaries
+from .summary import SUMMARY_KEY, TypedSummaryBatch, read_summaries
 from .syslog import FACILITIES
 from .timestamps import parse_iso8601, plausible_time
 from .windows import (
@@ -31,7 +34,20 @@ from .windows import (
 )
 
 _UNSET: Any = None
+NO_RAW = msgspec.Raw()  # an undecoded part the record does not have
 INJECTED_TIME_KEY = "__fail2entra_injected_time"
+
+
+class SignInStatus(msgspec.Struct):
+    """A Graph / Event Hub sign-in's ``status``: only its error code is read."""
+
+    errorCode: Any = _UNSET
+
+
+class SignInLocation(msgspec.Struct):
+    """A Graph / Event Hub sign-in's ``location`` object: only its country is read."""
+
+    countryOrRegion: Any = _UNSET
 
 
 class SignInProperties(msgspec.Struct):
@@ -41,11 +57,11 @@ class SignInProperties(msgspec.Struct):
     createdDateTime: Any = _UNSET
     userPrincipalName: Any = _UNSET
     ipAddress: Any = _UNSET
-    status: Any = _UNSET
+    status: Union[SignInStatus, str, int, float, bool, None] = _UNSET
     appDisplayName: Any = _UNSET
     clientAppUsed: Any = _UNSET
     userAgent: Any = _UNSET
-    location: Any = _UNSET
+    location: Union[str, SignInLocation, None] = _UNSET  # a country (Event Hub's top level) or an object
     isInteractive: Any = _UNSET
 
 
@@ -63,9 +79,9 @@ class Record(SignInProperties):
     A Microsoft Graph signIn has the keys of a sign-in's ``properties``, and an Event Hub
     record has ``location`` and ``isInteractive`` at its top level too: those are inherited."""
 
-    # wrappers
-    records: Optional[List["Record"]] = None  # Event Hub / storage delivery
-    value: Any = _UNSET  # Graph list response (a list) — or an unrelated key
+    # wrappers, undecoded until read
+    records: msgspec.Raw = NO_RAW  # Event Hub / storage delivery
+    value: msgspec.Raw = NO_RAW  # Graph list response (a list) — or an unrelated key
     # Sentinel / Log Analytics rows (columns)
     Type: Any = _UNSET
     TimeGenerated: Any = _UNSET
@@ -146,8 +162,8 @@ class Record(SignInProperties):
         default=_UNSET, name="network_information.workstation_name")
     description_process_name: Any = msgspec.field(
         default=_UNSET, name="process_information.caller_process_name")
-    # fail2entra --edge: a batch of failure summaries (parsers/summary.py)
-    summaries: Any = msgspec.field(default=_UNSET, name=SUMMARY_KEY)
+    # fail2entra --edge: a batch of failure summaries (parsers/summary.py), undecoded until read
+    summaries: msgspec.Raw = msgspec.field(default=NO_RAW, name=SUMMARY_KEY)
 
 
 # JSON may escape a lone surrogate ("\ud800": JavaScript and .NET write one for a string that
@@ -174,6 +190,35 @@ def decode_json(decode: Callable[[str], Decoded], text: str) -> Decoded:
 def _lone_surrogate_replaced(match: "re.Match[str]") -> str:
     token = match.group()
     return "\\ufffd" if len(token) == 6 else token  # a pair (12) or an escaped backslash (2) stays
+
+
+def event_time_ext(code: int, data: Any) -> object:
+    """msgpack ext type 0 is Fluent's EventTime (uint32 seconds, uint32 nanoseconds)."""
+    if code == 0 and len(data) == 8:
+        return int.from_bytes(data[:4], "big") + int.from_bytes(data[4:], "big") / 1e9
+    return msgspec.msgpack.Ext(code, bytes(data))
+
+
+class Codec(NamedTuple):
+    """How a record and its undecoded parts are decoded: JSON or msgpack, as the record came."""
+
+    name: str
+    record: Callable[[Any], Record]  # a whole record (raises msgspec.DecodeError / ValidationError)
+    items: Callable[[Any], List[msgspec.Raw]]  # a list, its items left undecoded
+    summaries: Callable[[Any], TypedSummaryBatch]  # an edge's batch of summaries, typed
+    value: Callable[[Any], Any]  # anything, as plain values (to say what is wrong with it)
+
+
+def _codec(name: str, module: Any, **options: Any) -> Codec:
+    def decoder(kind: Any = Any) -> Callable[[Any], Any]:
+        return module.Decoder(kind, **options).decode
+
+    return Codec(name, decoder(Record), decoder(List[msgspec.Raw]), decoder(TypedSummaryBatch), decoder())
+
+
+JSON = _codec("json", msgspec.json)
+_EMPTY_MAPS = frozenset((b"{}", b"\x80"))  # an empty item of a wrapper list, in JSON and msgpack
+MSGPACK = _codec("msgpack", msgspec.msgpack, ext_hook=event_time_ext)
 
 
 # Parsing a wrapped raw line is the reader's job (it knows every line format); it registers
@@ -206,16 +251,16 @@ def _injected_time(record: Record) -> Any:
 
 def _result_code(value: Any) -> str:
     """ResultType as the rule compares it: a string; Graph's errorCode 0 is ``"0"``."""
-    if isinstance(value, dict):
-        value = value.get("errorCode")
-    return "" if value is None or isinstance(value, bool) else text_value(value)
+    if type(value) is SignInStatus:
+        value = value.errorCode
+    return "" if value is None or isinstance(value, (bool, dict, list)) else text_value(value)
 
 
 def _location_text(value: Any) -> str:
     """A sign-in's location: a country code string, or Graph's object with countryOrRegion."""
-    if isinstance(value, dict):
-        return text_value(value.get("countryOrRegion"))
-    return text_value(value)
+    if type(value) is SignInLocation:
+        value = value.countryOrRegion
+    return "" if isinstance(value, (dict, list)) else text_value(value)
 
 
 def signin_event(table: str, kind: str, when: float, ip: Any, upn: Any, result: str, record_id: Any,
@@ -434,23 +479,26 @@ class RecordReader:
         self._default_facility = default_facility
         self._raw_line = raw_line
 
-    def read(self, record: Record) -> Tuple[str, List[Event], List[MalformedRecord]]:
-        """Recognise ``record`` by its keys and read it."""
+    def read(self, record: Record, codec: Codec) -> Tuple[str, List[Event], List[MalformedRecord]]:
+        """Recognise ``record`` by its keys and read it; its undecoded parts (wrapper items,
+        summaries) are decoded with ``codec``, the format the record came in."""
         events: List[Event] = []
         problems: List[MalformedRecord] = []
         try:
-            kind = self._read_into(record, events, problems)
+            kind = self._read_into(record, codec, events, problems)
         except RecursionError:  # wrapper lists nested hundreds deep: the items found so far stay
-            kind = "eventhub" if record.records is not None else "graph"
+            kind = "eventhub" if record.records else "graph"
             problems.append(MalformedRecord(kind, "wrapper lists nested too deeply"))
         return kind, events, problems
 
-    def _read_into(self, record: Record, events: List[Event], problems: List[MalformedRecord]) -> str:
-        if record.records is not None or (isinstance(record.value, list) and record.Type is None):
-            return self._read_list(record, events, problems)
+    def _read_into(self, record: Record, codec: Codec, events: List[Event], problems: List[MalformedRecord]) -> str:
+        if record.records or (record.value and record.Type is None):
+            wrapper = self._read_list(record, codec, events, problems)
+            if wrapper:
+                return wrapper
         kind, reader = self._shape(record)
         if kind == SUMMARY_KIND:  # each summary of the batch is read alone: a bad one costs only itself
-            read_summaries(record.summaries, events, problems)
+            read_summaries(record.summaries, codec.summaries, codec.value, events, problems)
             return kind
         if kind == "wrapped":  # a whole raw line inside: read like any line, problems and all
             wrapped = record.log if record.log is not None else record.message
@@ -469,24 +517,37 @@ class RecordReader:
                     events.extend(found)
         return kind
 
-    def _read_list(self, wrapper: Record, events: List[Event], problems: List[MalformedRecord]) -> str:
-        """The records of an Event Hub ``records`` or a Graph ``value`` list, each read alone."""
-        kind, items = ("eventhub", wrapper.records) if wrapper.records is not None else ("graph", wrapper.value)
-        for item in items:
-            if not isinstance(item, Record):
-                try:
-                    item = msgspec.convert(item, Record)
-                except msgspec.ValidationError as error:
-                    problems.append(MalformedRecord(kind, f"list item: {error}"))
-                    continue
-            self._read_into(item, events, problems)
+    def _read_list(self, wrapper: Record, codec: Codec, events: List[Event], problems: List[MalformedRecord]) -> str:
+        """The records of an Event Hub ``records`` or a Graph ``value`` list, each decoded and
+        read alone: a bad item is reported by itself and the others are read. '' when
+        ``value`` is no list (a key of another shape, which is read as that shape)."""
+        kind, raw = ("eventhub", wrapper.records) if wrapper.records else ("graph", wrapper.value)
+        try:
+            items = codec.items(raw)
+        except msgspec.ValidationError:  # not a list
+            if kind == "graph":
+                return ""
+            problems.append(MalformedRecord(kind, "records is not a list"))
+            return kind
+        except (msgspec.DecodeError, RecursionError) as error:  # nested past the decoder's depth
+            problems.append(MalformedRecord(kind, short_reason(error)))
+            return kind
+        for number, item in enumerate(items):
+            if len(item) <= 2 and bytes(item) in _EMPTY_MAPS:  # no shape: cheaper to pass over unread
+                continue
+            try:
+                record = codec.record(item)
+            except (msgspec.DecodeError, RecursionError) as error:
+                problems.append(MalformedRecord(kind, f"list item {number}: {short_reason(error)}"))
+                continue
+            self._read_into(record, codec, events, problems)
         return kind
 
     def _shape(self, record: Record) -> Tuple[str, Optional[Callable[[Record], Any]]]:
         """The shape of ``record`` and the function that reads it (None: nothing to read)."""
         if record.Type is not None:
             return "sentinel-row", (_sentinel_row if record.Type in TABLES else None)
-        if record.summaries is not None:
+        if record.summaries:
             return SUMMARY_KIND, None
         if record.category is not None:
             return "eventhub", _eventhub_signin

@@ -31,6 +31,13 @@ class Interest(NamedTuple):
     sshd: bool = False  # only sshd's counted templates (the hardened profile)
     term: str = ""  # only lines holding this term, in any case (the kql profile: "from")
 
+    def admits(self, program: str, message: str) -> bool:
+        """Whether a syslog message (of a record: journald, a collector's, a Sentinel row) may
+        count: the same superset as the block scan's, applied to fields read already."""
+        if self.sshd:
+            return program in SSHD_PROGRAMS and _SSHD_MESSAGE_START.match(message) is not None
+        return self.term in message.lower()
+
 
 _PRI = r"<([0-9]{1,3})>"
 _STAMPS = {
@@ -70,6 +77,7 @@ NEW_RECORD = re.compile(r"\n(?:[ \t]*<(?:\w+:)?Event[\s>]|<\?xml|<!DOCTYPE|\{|"
 _SSHD_PREFIXES = r"(?:\[ID [0-9]+ [^\]\n]*\] )?(?:message repeated [0-9]+ times: \[ ?)?(?:(?:error|fatal): )?"
 _COUNTED_WORD = "(?:" + "|".join(re.escape(word) for word in COUNTED_WORDS) + ") "
 _SSHD_PROGRAM = "(" + "|".join(sorted(SSHD_PROGRAMS, reverse=True)) + ")"
+_SSHD_MESSAGE_START = re.compile(_SSHD_PREFIXES + _COUNTED_WORD)
 # A fast form ends the line, but for ASCII blanks. read_sshd_message strips every kind of
 # blank first (str.rstrip: what \s matches); a line ending in another kind goes the generic way.
 _LINE_END = r"(?<!\s)[ \t\r\f\v]*(?=\n|\Z)"

@@ -15,7 +15,7 @@ profile, its bucket width, its clock, its shard) is the engine's decision.
 """
 
 import re
-from typing import Annotated, Any, List, Literal, Optional, Tuple
+from typing import Annotated, Any, Callable, List, Literal, Optional, Tuple
 
 import msgspec
 import msgspec.inspect
@@ -71,25 +71,51 @@ _new = tuple.__new__
 _AT_ITEM_FIELD = re.compile(r"(.*) - at `\$\[(\d+)\](.*)`", re.DOTALL)
 
 
-def read_summaries(value: Any, events: List[Event], problems: List[MalformedRecord]) -> None:
-    """Append an event per good summary in ``value`` (the record's ``fail2entra_summaries``)
-    and a problem per bad one, or one problem when the header itself is bad."""
-    if not isinstance(value, dict):
-        problems.append(MalformedRecord(SUMMARY_KIND, f"{SUMMARY_KEY} is a {type(value).__name__}, not a map"))
-        return
-    version = value.get("version")
-    if version != SCHEMA_VERSION or type(version) is not int:
-        problems.append(MalformedRecord(
-            SUMMARY_KIND, f"schema version {version!r}; this fail2entra reads version {SCHEMA_VERSION}"))
-        return
+class TypedSummaryBatch(msgspec.Struct):
+    """SummaryBatch with its items typed: what a good record decodes to in one call."""
+
+    version: int
+    edge: Name
+    profile: Annotated[str, Meta(min_length=1, max_length=MAX_PROFILE)]
+    bucket_seconds: Annotated[float, Meta(gt=0.0, lt=LATEST_TIME)]
+    summaries: List[SummaryItem]
+    shard: Optional[Annotated[int, Meta(ge=0)]] = None
+
+
+msgspec.inspect.multi_type_info((TypedSummaryBatch,))
+
+
+def read_summaries(raw: Any, decode_typed: Callable[[Any], TypedSummaryBatch], decode_value: Callable[[Any], Any],
+                   events: List[Event], problems: List[MalformedRecord]) -> None:
+    """Append an event per good summary in ``raw`` (the record's undecoded
+    ``fail2entra_summaries``) and a problem per bad one, or one problem when the header itself
+    is bad. The usual record decodes typed in one call; one that does not is decoded as plain
+    values and read item by item, to say which item is bad and keep the others."""
     try:
-        batch = msgspec.convert(value, SummaryBatch)
-    except msgspec.ValidationError as error:
-        problems.append(MalformedRecord(SUMMARY_KIND, f"header: {short_reason(error)}"))
-        return
-    try:  # the usual case: every item is good, converted in one call
-        items: List[Optional[SummaryItem]] = msgspec.convert(batch.summaries, List[SummaryItem])
-    except msgspec.ValidationError:
+        batch = decode_typed(raw)
+    except (msgspec.DecodeError, RecursionError):  # a ValidationError too
+        batch = None
+    if batch is not None and batch.version == SCHEMA_VERSION:
+        items: List[Optional[SummaryItem]] = batch.summaries
+    else:
+        try:
+            value = decode_value(raw)
+        except (msgspec.DecodeError, RecursionError) as error:  # a number past 64 bits, nesting
+            problems.append(MalformedRecord(SUMMARY_KIND, short_reason(error)))
+            return
+        if not isinstance(value, dict):
+            problems.append(MalformedRecord(SUMMARY_KIND, f"{SUMMARY_KEY} is a {type(value).__name__}, not a map"))
+            return
+        version = value.get("version")
+        if version != SCHEMA_VERSION or type(version) is not int:
+            problems.append(MalformedRecord(
+                SUMMARY_KIND, f"schema version {version!r}; this fail2entra reads version {SCHEMA_VERSION}"))
+            return
+        try:
+            batch = msgspec.convert(value, SummaryBatch)
+        except msgspec.ValidationError as error:
+            problems.append(MalformedRecord(SUMMARY_KIND, f"header: {short_reason(error)}"))
+            return
         items = [_converted(index, item, problems) for index, item in enumerate(batch.summaries)]
     profile, bucket, edge = batch.profile, batch.bucket_seconds, batch.edge
     append = events.append

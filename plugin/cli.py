@@ -13,11 +13,8 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-import msgspec
 
-from parsers.event import short_reason
 from parsers.reader import LineReader, MsgpackReader
-from parsers.records import Record
 from parsers.timestamps import Rfc3164Clock, resolve_zone
 
 from . import __version__
@@ -309,12 +306,7 @@ class Runner:
         try:
             for number, item in self.signins.new_signins():
                 reader.line_number = number
-                try:
-                    record = msgspec.convert(item, Record, str_keys=True)
-                except (msgspec.ValidationError, RecursionError) as error:
-                    pipeline.malformed("graph", short_reason(error), number)
-                    continue
-                reader.read_record(record)
+                reader.read_object(item)
         finally:
             pipeline.input_name, reader.line_number = input_name, line_number
 
