@@ -252,7 +252,9 @@ class LineReader:
             host = groups[host_group] if form is not None else None
             if form is None or (host is not None and host[-1] == ":"):
                 line_end = text.find("\n", match.end())
+                self._counted = (counted - 1, line)  # where _line_at counts on from
                 self._read_syslog_line(text[match.start() + 1:line_end if line_end >= 0 else len(text)], match.start())
+                counted, line = self._counted[0] + 1, self._counted[1]
                 continue
             stamp = groups[stamp_group]
             when = seconds.get(stamp)
