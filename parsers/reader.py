@@ -81,7 +81,6 @@ class LineReader:
                  json_only: bool = False, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
                  interest: Optional[Interest] = None, time_key: str = "time", tag_key: str = "tag") -> None:
         self.sink = sink
-        self.line_number = 0
         self.recognised: Dict[str, int] = {}  # records read per kind, events and lines of no interest alike
         self._sshd_scan = interest is not None and interest.sshd
         self._term = interest.term.lower() if interest is not None else ""
@@ -103,7 +102,19 @@ class LineReader:
         self._addresses: Dict[str, str] = {}  # address text -> canonical form ('' when none)
         self._text = "\n"  # the text being read, and the number of the line before it
         self._base = 0
+        self._at = -1  # the newline before the line being read in that text; -1: between texts
         self._counted = (0, 0)  # (newline position, its line number): where _line_at counted to
+
+    @property
+    def line_number(self) -> int:
+        """The number of the line being read (1-based), or of the last one read between texts.
+        Worked out when asked for (a notice, explain mode): counting newlines costs more than
+        the reading of most lines."""
+        return self._base if self._at < 0 else self._line_at(self._at)
+
+    @line_number.setter
+    def line_number(self, value: int) -> None:
+        self._base, self._at = value, -1
 
     # -- bytes --------------------------------------------------------------------------
 
@@ -123,7 +134,23 @@ class LineReader:
             self._keep_pending(buffer)
             return
         self._keep_pending(buffer[last + 1:])
-        self._read_block(buffer[:last])
+        self._read_lines(buffer, last)
+
+    def _read_lines(self, buffer: bytes, end: int) -> None:
+        """``buffer[:end]``, complete lines, read in pieces of at most the size limit, each cut at
+        a newline: a line over the limit is then one that no piece can hold, reported here."""
+        start, limit = 0, self._limit
+        while start <= end:
+            if end - start <= limit:
+                self._read_block(buffer[start:end])
+                return
+            cut = buffer.rfind(b"\n", start, start + limit + 1)
+            if cut < 0:  # the line at start is longer than the limit
+                cut = buffer.find(b"\n", start, end + 1)
+                self._end_oversized(cut - start)
+            else:
+                self._read_block(buffer[start:cut])
+            start = cut + 1
 
     def finish(self) -> None:
         """End of stream: a last line without newline is read; an open record is truncated."""
@@ -132,7 +159,7 @@ class LineReader:
             self._end_oversized(size)
         if self._pending:
             pending, self._pending = self._pending, b""
-            self._read_block(pending)
+            self._read_lines(pending, len(pending))
         if self._open is not None:
             what, self._open = self._open.what, None
             self.sink.malformed(XML_KIND, "stream ended inside an <Event> (no </Event>)" if what == "event"
@@ -151,30 +178,20 @@ class LineReader:
         self.sink.oversized(size, self.line_number)
 
     def _read_block(self, block: bytes) -> None:
-        """Complete lines, decoded once per block; per line only where the UTF-8 is bad or a
-        line is over the size limit (those are read as empty lines, and reported)."""
-        raw_lines = block.split(b"\n") if len(block) > self._limit else None
-        if raw_lines is not None and max(map(len, raw_lines)) <= self._limit:
-            raw_lines = None
+        """Complete lines, none over the size limit, decoded at once; line by line only where
+        the UTF-8 is bad."""
         try:
-            if raw_lines is None:
-                self._read_text("\n" + block.decode("utf-8"))
-                return
+            text = block.decode("utf-8")
         except UnicodeDecodeError:
-            raw_lines = block.split(b"\n")
-        lines = []
-        base = self.line_number
-        for number, raw in enumerate(raw_lines, base + 1):
-            if len(raw) > self._limit:
-                self.sink.oversized(len(raw), number)
-                lines.append("")
-                continue
-            try:
-                lines.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                lines.append(raw.decode("utf-8", "replace"))
-                self.sink.invalid_text(number)
-        self._read_text("\n" + "\n".join(lines))
+            lines = []
+            for number, raw in enumerate(block.split(b"\n"), self.line_number + 1):
+                try:
+                    lines.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    lines.append(raw.decode("utf-8", "replace"))
+                    self.sink.invalid_text(number)
+            text = "\n".join(lines)
+        self._read_text("\n" + text)
 
     # -- text ---------------------------------------------------------------------------
 
@@ -184,26 +201,31 @@ class LineReader:
 
     def _read_text(self, text: str) -> None:
         """Read complete lines, each after a newline (``text`` starts with one). Positions
-        below are those of the newline before a line."""
+        below are those of the newline before a line. Lines are counted as they are read (a
+        run's count, one per other line), not by counting every newline of the text again."""
         self._text, self._base = text, self.line_number
         self._counted = (0, self._base + 1)
-        self.line_number += 1  # the first line's number, for sinks that ask while it is read
-        position = 0
+        position = self._at = 0
+        lines = 0
         while position < len(text):
             if self._open is not None:
-                position = self._continue_open(text, position)
-                continue
-            shape = None if self._json_only else run_shape_at(text, position)
-            if shape is None:
-                position = self._read_other(text, position)
+                after = self._continue_open(text, position)
+            else:
+                shape = None if self._json_only else run_shape_at(text, position)
+                if shape is not None:
+                    self._reject_next_xml = False  # another record: a document with a DTD has ended
+                    found = RUN_END[shape.name].search(text, position + 1)
+                    after = found.start() if found is not None else len(text)
+                    lines += self._read_run(text, position, after, shape)
+                    position = after
+                    continue
+                self._at = position
+                after = self._read_other(text, position)
                 text = self._text  # without the NULs a crash left at the start of a line
-                continue
-            self._reject_next_xml = False  # another record: a document with a DTD has ended
-            found = RUN_END[shape.name].search(text, position + 1)
-            stop = found.start() if found is not None else len(text)
-            self._read_run(text, position, stop, shape)
-            position = stop
-        self.line_number = self._base + text.count("\n")
+            # one line read, or (XML) several: only then are they counted
+            lines += 1 if text.find("\n", position + 1, after) < 0 else text.count("\n", position, after)
+            position = after
+        self._base, self._at = self._base + lines, -1
 
     def _line_at(self, newline: int) -> int:
         """The number of the line after the newline at ``newline`` of the text being read
@@ -216,9 +238,9 @@ class LineReader:
         self._counted = (newline, line)
         return line
 
-    def _read_run(self, text: str, start: int, stop: int, shape: RunShape) -> None:
+    def _read_run(self, text: str, start: int, stop: int, shape: RunShape) -> int:
         """Lines ``start``..``stop`` (newline positions), all of one syslog shape: candidates
-        are read, the others counted as read."""
+        are read, the others counted as read. Returns how many lines there were."""
         lines = text.count("\n", start, stop)
         if self._sshd_scan:
             read = self._read_sshd_candidates(text, start, stop, shape)
@@ -234,6 +256,7 @@ class LineReader:
                 position = line_end
         if lines > read:
             self.recognised[shape.kind] = self.recognised.get(shape.kind, 0) + lines - read
+        return lines
 
     def _read_sshd_candidates(self, text: str, start: int, stop: int, shape: RunShape) -> int:
         """Interest(sshd=True): the scan's matches, the fast forms read from the match itself
@@ -244,7 +267,6 @@ class LineReader:
         addresses, recognised, sink, build = self._addresses, self.recognised, self.sink, tuple.__new__
         kind, priority, candidates = shape.kind, shape.has_priority, 0
         stamp_group, host_group = (1, 2) if priority else (0, 1)
-        counted, line = start + 1, self._line_at(start)
         for match in scan.pattern.finditer(text, start, stop):
             candidates += 1
             form = fast.get(match.lastindex)
@@ -252,22 +274,19 @@ class LineReader:
             host = groups[host_group] if form is not None else None
             if form is None or (host is not None and host[-1] == ":"):
                 line_end = text.find("\n", match.end())
-                self._counted = (counted - 1, line)  # where _line_at counts on from
                 self._read_syslog_line(text[match.start() + 1:line_end if line_end >= 0 else len(text)], match.start())
-                counted, line = self._counted[0] + 1, self._counted[1]
                 continue
             stamp = groups[stamp_group]
             when = seconds.get(stamp)
             if when is None:
                 when = self._timestamp(stamp, kind)
-            line += text.count("\n", counted, match.start() + 1)
-            counted = match.start() + 1
+            self._at = match.start()
             try:
                 if when is None:
                     raise MalformedRecord("syslog", f"timestamp {stamp!r} is not a date")
                 facility = _facility(groups[0]) if priority else self._facility
             except MalformedRecord as problem:
-                sink.malformed(problem.kind, problem.reason, line)
+                sink.malformed(problem.kind, problem.reason, self.line_number)
                 continue
             message_end = match.end()
             if text[message_end - 1] == "\r":  # a CRLF line: the reader drops one "\r"
@@ -286,7 +305,6 @@ class LineReader:
             event = syslog_event(when, kind, host or "", program, groups[stamp_group + 3] or "", facility, message,
                                  program, reading)
             recognised[kind] = recognised.get(kind, 0) + 1
-            self.line_number = line
             sink.event(event)
         return candidates
 
@@ -339,7 +357,7 @@ class LineReader:
         """One line tried as syslog, whole."""
         if line[-1:] == "\r":
             line = line[:-1]
-        self.line_number = self._line_at(newline)
+        self._at = newline
         try:
             event = parse_syslog(line, self._facility, self._clock)
         except MalformedRecord as problem:
@@ -457,7 +475,7 @@ class LineReader:
         return line_end
 
     def _read_xml_event(self, text: str, newline: int) -> None:
-        self.line_number = self._line_at(newline)
+        self._at = newline
         if self._reject_next_xml:
             self._reject_next_xml = False
             self.sink.malformed(XML_KIND, "event of a document that declares a DTD; refused", self._line_at(newline))
@@ -476,7 +494,7 @@ class LineReader:
     # -- JSON and decoded records -------------------------------------------------------
 
     def _read_json(self, text: str, newline: int) -> None:
-        self.line_number = self._line_at(newline)
+        self._at = newline
         self._read_json_record(text)
 
     def _read_json_record(self, text: Any) -> None:

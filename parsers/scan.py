@@ -79,8 +79,9 @@ _COUNTED_WORD = "(?:" + "|".join(re.escape(word) for word in COUNTED_WORDS) + ")
 _SSHD_PROGRAM = "(" + "|".join(sorted(SSHD_PROGRAMS, reverse=True)) + ")"
 _SSHD_MESSAGE_START = re.compile(_SSHD_PREFIXES + _COUNTED_WORD)
 # A fast form ends the line, but for ASCII blanks. read_sshd_message strips every kind of
-# blank first (str.rstrip: what \s matches); a line ending in another kind goes the generic way.
-_LINE_END = r"(?<!\s)[ \t\r\f\v]*(?=\n|\Z)"
+# blank first (str.rstrip: what \s matches), and a message that then ends in " [preauth]" does
+# not count: such lines, and lines ending in another kind of blank, go the generic way.
+_LINE_END = r"(?<!\s)(?<! \[preauth\])[ \t\r\f\v]*(?=\n|\Z)"
 
 
 class FastForm(NamedTuple):

@@ -102,6 +102,7 @@ def _same_reading(data: bytes, profile_name: str) -> None:
 
 
 COUNTED_BODIES = ("Failed password for root from 203.0.113.5 port 52211 ssh2", "Invalid user admin from 203.0.113.6",
+                  "banner exchange: Connection from 2001:db8::40 port 34389: invalid format",
                   "Did not receive identification string from 203.0.113.7 port 1",
                   "PAM: authentication error for root from 203.0.113.8 via 192.168.local")
 
