@@ -222,8 +222,10 @@ class LineReader:
                 self._at = position
                 after = self._read_other(text, position)
                 text = self._text  # without the NULs a crash left at the start of a line
-            # one line read, or (XML) several: only then are they counted
-            lines += 1 if text.find("\n", position + 1, after) < 0 else text.count("\n", position, after)
+            # one line read, or (XML) several: only then are they counted; or none (an XML
+            # construct left open by the last text, ended by a new record on this text's first line)
+            if after > position:
+                lines += 1 if text.find("\n", position + 1, after) < 0 else text.count("\n", position, after)
             position = after
         self._base, self._at = self._base + lines, -1
 
