@@ -60,6 +60,11 @@ def parse_iso8601(text: str) -> Optional[float]:
     rest = text[19:]
     if not rest or rest == "Z":
         return base if base < LATEST_TIME else None  # the minute is plausible; its last second may not be
+    if rest[0] == "." and rest[-1] == "Z":  # ".9278361Z", the commonest: no regex
+        digits = rest[1:-1]
+        if 0 < len(digits) <= 9 and digits.isdigit() and digits.isascii():
+            value = base + int(digits) / 10 ** len(digits)
+            return value if value < LATEST_TIME else None
     match = _FRACTION_AND_ZONE.fullmatch(rest)
     if match is None:
         return None

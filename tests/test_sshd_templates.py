@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from kql_oracle import nix_key
 from parsers.address import canonical_ip
-from parsers.sshd import LEVELS, MAX_MESSAGE_LENGTH, PREAUTH, TEMPLATES, Form, each_reading, read_sshd_message
+from parsers.sshd import LEVELS, MAX_MESSAGE_LENGTH, PREAUTH, SSHD_PROGRAMS, TEMPLATES, Form, each_reading, read_sshd_message
+from parsers.syslog import parse_syslog
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sshd.log"
 # "Nov 28 05:01:02 web1 sshd[1234]: <message>" (sshd-session since OpenSSH 9.8, sshd-auth 10)
-SYSLOG_LINE = re.compile(r"[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} \S+ sshd(?:-session|-auth)?\[[0-9]+\]: (.*)")
 EXPECT = "# expect: "
 KEYS = {"template", "counts", "address", "repeat", "ambiguous", "kql"}
 REPEATED = re.compile(r"message repeated [0-9]+ times: \[ ?(.*)\]")
@@ -67,9 +67,9 @@ def load_samples() -> List[Sample]:
             assert set(expect) <= KEYS and {"template", "counts", "address", "kql"} <= set(expect), f"line {number}: keys"
         elif line and not line.startswith("#"):
             assert expect is not None, f"line {number}: sample without an annotation"
-            found = SYSLOG_LINE.fullmatch(line)
-            assert found is not None, f"line {number}: not an sshd syslog line"
-            samples.append(Sample(number, expect, found.group(1)))
+            found = parse_syslog(line, "auth", lambda stamp: 0.0)  # the header as the reader reads it
+            assert found is not None and found.program in SSHD_PROGRAMS, f"line {number}: not an sshd syslog line"
+            samples.append(Sample(number, expect, found.message))
             expect = None
     assert expect is None, "annotation at the end of the file without a sample"
     return samples
