@@ -87,7 +87,9 @@ class Engine:
         self._emit = emit
         self._report = report
         self._failure_exclusions = ExclusionChain(failure_exclusions)
+        self._has_failure_exclusions = bool(failure_exclusions)  # a plain flag: checked on every failure
         self._signin_exclusions = ExclusionChain(signin_exclusions)
+        self._window = settings.window
         self._wall_clock = wall_clock
         self._accept_summaries = accept_summaries
         self._owns = owns
@@ -130,7 +132,7 @@ class Engine:
         if self._owns is not None and not self._owns(failure.ip):
             self.counts.other_shard["failures"] += 1
             return
-        if self._failure_exclusions:
+        if self._has_failure_exclusions:
             excluded = self._failure_exclusions.first_match(event, failure.ip, failure.user)
             if excluded is not None:
                 excluded.removed += 1
@@ -138,13 +140,14 @@ class Engine:
         self._count_failure(event.time, failure)
 
     def _count_failure(self, when: float, failure: Failure) -> None:
+        """Count it, unless it is older than the window behind the clock (an edge summarises it instead)."""
         if when > self.newest:
             self._advance_clock(when)
-        elif when < self.newest - self.settings.window:
+        elif when < self.newest - self._window:
             self.counts.stale += 1
             return
-        source, ip, count = failure.source, failure.ip, failure.count
-        self._counted(source, ip, count, self.counters[source].add(ip, when, count, failure.host, failure.user))
+        source, ip, count, host, user = failure
+        self._counted(source, ip, count, self.counters[source].add(ip, when, count, host, user))
 
     def _counted(self, source: str, ip: str, count: int, total: int) -> None:
         """``count`` failures of ``ip`` were added to ``source`` (``total`` now): evict past the
