@@ -18,26 +18,26 @@ import itertools
 import math
 from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple
 
+import msgspec
 from sortedcontainers import SortedDict
 
 MAX_TARGETS = 5  # hosts and usernames kept per IP for the alert's evidence
 
 
-class Tally:
+class Tally(msgspec.Struct, gc=False):
     """One IP's failures in this source: total, exact first / last time, a few targets, and the
     IP itself (the very string object that keys the buckets, so that a snapshot restores one
-    string per IP, not one per dict)."""
+    string per IP, not one per dict). A msgspec struct without garbage-collector tracking: it
+    holds only strings, numbers and tuples of strings (no cycle can run through it), and at a
+    million IPs the collector's walks over untracked tallies cost nothing, and each is 16 bytes
+    smaller than a slotted object."""
 
-    __slots__ = ("ip", "total", "first", "last", "hosts", "users")
-
-    def __init__(self, ip: str, total: int, first: float, last: float, hosts: Tuple[str, ...],
-                 users: Tuple[str, ...]) -> None:
-        self.ip = ip
-        self.total = total
-        self.first = first
-        self.last = last
-        self.hosts = hosts
-        self.users = users
+    ip: str
+    total: int
+    first: float
+    last: float
+    hosts: Tuple[str, ...]
+    users: Tuple[str, ...]
 
 
 class Evidence(NamedTuple):
