@@ -539,10 +539,9 @@ class LineReader:
         syslog message the profile can never count is counted as recognised and goes no
         further, as in a block of raw lines."""
         kind, events, problems = self._records.read(record, codec)
-        sink = self.sink
-        admits = self._admits
+        sink, admits, recognised = self.sink, self._admits, self.recognised
         for event in events:
-            self._count(event.kind)
+            recognised[event.kind] = recognised.get(event.kind, 0) + 1
             if admits is None or event.table != SYSLOG or event.summary is not None \
                     or admits(event.program, event.message):
                 sink.event(event)

@@ -234,6 +234,10 @@ SIGNIN_CATEGORIES = {
 
 def _time_of(value: Any, kind: str, what: str) -> float:
     """An event time from an ISO string, or from Fluentd's injected epoch number."""
+    if type(value) is str:  # the usual case, first
+        when = parse_iso8601(value)
+        if when is not None:
+            return when
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not (isinstance(value, int) or math.isfinite(value)) or not plausible_time(value):
             raise MalformedRecord(kind, f"{what} {value!r} is not a time between 1970 and 2106")
@@ -266,11 +270,12 @@ def _location_text(value: Any) -> str:
 def signin_event(table: str, kind: str, when: float, ip: Any, upn: Any, result: str, record_id: Any,
                  app: Any, client_app: Any, user_agent: Any, location: Any) -> Event:
     """The Event for one Entra ID sign-in, whatever shape it came in."""
-    return signin(
+    return signin(  # each field tested for text before any call: the usual case costs none
         table, when, kind, ip if type(ip) is str else text_value(ip),
         upn if type(upn) is str else text_value(upn), result,
         record_id if type(record_id) is str else text_value(record_id),
-        app if type(app) is str else text_value(app), text_value(client_app), text_value(user_agent),
+        app if type(app) is str else text_value(app), client_app if type(client_app) is str else text_value(client_app),
+        user_agent if type(user_agent) is str else text_value(user_agent),
         location if type(location) is str else _location_text(location),
     )
 

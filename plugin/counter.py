@@ -5,9 +5,10 @@ Layout (chosen for memory: at a million sprayed addresses every byte per IP coun
 - ``_buckets``: a SortedDict from bucket number (event time // bucket width) to a plain dict
   ``ip -> failures in that bucket``. Expiry pops whole buckets from the old end; a window
   query walks only the buckets it covers. No IP owns a list of buckets.
-- ``_tallies``: ``ip -> Tally`` with the IP's total over all buckets and its exact first and
+- ``tallies``: ``ip -> Tally`` with the IP's total over all buckets and its exact first and
   last failure times, so the common question, "are all of this IP's failures inside the
-  window?", is answered without touching a bucket, and answered exactly.
+  window?", is answered without touching a bucket, and answered exactly. Public for reading:
+  the engine asks it for every sign-in, and a method call per source costs more than the lookup.
 
 A sprayed IP with one failure costs one entry in each dict plus one small Tally. Eviction
 under the cap (:class:`EvictionQueue`) keeps nothing per IP: it ranks the IPs now and then.
@@ -69,15 +70,15 @@ class FailureCounter:
     def __init__(self, bucket_seconds: float) -> None:
         self.bucket_seconds = bucket_seconds
         self._buckets: SortedDict = SortedDict()
-        self._tallies: Dict[str, Tally] = {}
+        self.tallies: Dict[str, Tally] = {}  # read it freely; change it only through the methods
         self._interned: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
 
     def __len__(self) -> int:
         """Number of IPs tracked."""
-        return len(self._tallies)
+        return len(self.tallies)
 
     def __contains__(self, ip: str) -> bool:
-        return ip in self._tallies
+        return ip in self.tallies
 
     def add(self, ip: str, when: float, count: int, host: str, user: str) -> int:
         """Record ``count`` failures of ``ip`` at ``when``; return the IP's new total.
@@ -88,11 +89,11 @@ class FailureCounter:
         bucket = self._buckets.get(bucket_number)
         if bucket is None:
             bucket = self._buckets[bucket_number] = {}
-        tally = self._tallies.get(ip)
+        tally = self.tallies.get(ip)
         if tally is None:
             bucket[ip] = bucket.get(ip, 0) + count
             targets = self._intern((host,)), self._intern((user,))
-            self._tallies[ip] = Tally(ip, count, when, when, *targets)
+            self.tallies[ip] = Tally(ip, count, when, when, *targets)
             return count
         ip = tally.ip  # one string object per IP, whatever the line it came from
         bucket[ip] = bucket.get(ip, 0) + count
@@ -120,10 +121,10 @@ class FailureCounter:
         bucket = self._buckets.get(bucket_number)
         if bucket is None:
             bucket = self._buckets[bucket_number] = {}
-        tally = self._tallies.get(ip)
+        tally = self.tallies.get(ip)
         if tally is None:
             bucket[ip] = bucket.get(ip, 0) + count
-            self._tallies[ip] = Tally(ip, count, first, last, self._merged((), hosts), self._merged((), users))
+            self.tallies[ip] = Tally(ip, count, first, last, self._merged((), hosts), self._merged((), users))
             return count
         ip = tally.ip
         bucket[ip] = bucket.get(ip, 0) + count
@@ -157,7 +158,7 @@ class FailureCounter:
 
     def total(self, ip: str) -> int:
         """All retained failures of ``ip``, whatever their time. O(1)."""
-        tally = self._tallies.get(ip)
+        tally = self.tallies.get(ip)
         return tally.total if tally is not None else 0
 
     def count(self, ip: str, start: float, end: float) -> int:
@@ -169,7 +170,7 @@ class FailureCounter:
 
     def evidence(self, ip: str, start: float, end: float) -> Evidence:
         """Count, first / last time and targets of ``ip``'s failures in ``[start, end]``."""
-        tally = self._tallies.get(ip)
+        tally = self.tallies.get(ip)
         if tally is None or tally.last < start or tally.first > end:
             return Evidence(0, 0.0, 0.0, (), ())
         if start <= tally.first and tally.last <= end:
@@ -196,7 +197,7 @@ class FailureCounter:
         Runtime complexity: O(failure entries removed).
         """
         width = self.bucket_seconds
-        buckets, tallies = self._buckets, self._tallies
+        buckets, tallies = self._buckets, self.tallies
         dropped = 0
         while buckets and (buckets.peekitem(0)[0] + 1) * width <= horizon:
             number, bucket = buckets.popitem(0)
@@ -213,7 +214,7 @@ class FailureCounter:
 
     def forget(self, ip: str) -> int:
         """Drop every failure of ``ip`` (eviction); return how many there were."""
-        tally = self._tallies.pop(ip, None)
+        tally = self.tallies.pop(ip, None)
         if tally is None:
             return 0
         width = self.bucket_seconds
@@ -229,7 +230,7 @@ class FailureCounter:
         """Everything the counter holds, as plain lists for a snapshot: first one list per IP
         ``[ip, total, first, last, hosts, users]``, then one per bucket ``[number, [ip, count, ...]]``.
         ``len(self)`` and ``self.bucket_count()`` tell how many of each come."""
-        for ip, tally in self._tallies.items():
+        for ip, tally in self.tallies.items():
             yield [ip, tally.total, tally.first, tally.last, list(tally.hosts), list(tally.users)]
         for number, bucket in self._buckets.items():
             yield [number, [item for pair in bucket.items() for item in pair]]
@@ -239,20 +240,20 @@ class FailureCounter:
 
     def restore_tally(self, ip: str, total: int, first: float, last: float, hosts: list, users: list) -> None:
         """Put back one IP's tally from a snapshot (its buckets follow)."""
-        self._tallies[ip] = Tally(ip, total, first, last, self._intern(tuple(hosts)), self._intern(tuple(users)))
+        self.tallies[ip] = Tally(ip, total, first, last, self._intern(tuple(hosts)), self._intern(tuple(users)))
 
     def verify(self) -> None:
         """A cheap consistency check after a restore (``_check`` is the thorough one): the
         buckets hold exactly the tallied failures. Raises ValueError."""
         in_buckets = sum(sum(bucket.values()) for bucket in self._buckets.values())
-        tallied = sum(tally.total for tally in self._tallies.values())
+        tallied = sum(tally.total for tally in self.tallies.values())
         if in_buckets != tallied:
             raise ValueError(f"buckets hold {in_buckets} failures, tallies {tallied}")
 
     def restore_bucket(self, number: int, flat: list) -> None:
         """Put back one bucket from a snapshot: ``flat`` is ``[ip, count, ip, count, ...]``; its
         IPs are keyed by their tallies' string objects (restored first), not by fresh copies."""
-        tallies = self._tallies
+        tallies = self.tallies
         self._buckets[number] = {tallies[ip].ip: count for ip, count in zip(flat[::2], flat[1::2])}
 
     def _check(self) -> None:
@@ -266,11 +267,11 @@ class FailureCounter:
                 assert hits > 0, f"{ip} has {hits} failures in bucket {number}"
                 totals[ip] = totals.get(ip, 0) + hits
                 spans.setdefault(ip, []).append(number)
-        assert totals.keys() == self._tallies.keys(), "IPs in buckets and in tallies differ"
+        assert totals.keys() == self.tallies.keys(), "IPs in buckets and in tallies differ"
         for number, bucket in self._buckets.items():
             for ip in bucket:
-                assert self._tallies[ip].ip is ip, f"{ip}: bucket {number} keys it by another string object"
-        for ip, tally in self._tallies.items():
+                assert self.tallies[ip].ip is ip, f"{ip}: bucket {number} keys it by another string object"
+        for ip, tally in self.tallies.items():
             assert tally.ip is ip, f"{ip}: the tally holds another string object than its key"
             assert tally.total == totals[ip], f"{ip}: tally {tally.total} != buckets {totals[ip]}"
             assert tally.first <= tally.last, f"{ip}: first {tally.first} > last {tally.last}"
@@ -341,7 +342,7 @@ class EvictionQueue:
                 self._bin -= 1
                 continue
             counter = counters[index]
-            tally = counter._tallies.get(ip)
+            tally = counter.tallies.get(ip)
             if tally is None or ip in protected or \
                     eviction_score(tally, self._ranked_at, threshold) < self._edges[self._bin - 1]:
                 continue
@@ -357,7 +358,7 @@ class EvictionQueue:
         limit = threshold + 1
         step = max(1, tracked // self.SAMPLE)
         sample = sorted((limit - tally.total) * (now - tally.last)  # eviction_score, inlined
-                        for counter in counters for tally in itertools.islice(counter._tallies.values(), 0, None, step))
+                        for counter in counters for tally in itertools.islice(counter.tallies.values(), 0, None, step))
         if not sample:
             self._bin = 0
             return
@@ -370,7 +371,7 @@ class EvictionQueue:
         bins = [[[] for _ in range(len(edges) + 1)] for _ in counters]
         for index, counter in enumerate(counters):
             binned = bins[index]
-            for ip, tally in counter._tallies.items():
+            for ip, tally in counter.tallies.items():
                 score = (limit - tally.total) * (now - tally.last)  # eviction_score, inlined
                 if score >= cut and ip not in protected:
                     binned[bisect.bisect_right(edges, score)].append(ip)

@@ -89,6 +89,7 @@ class Engine:
         self._failure_exclusions = ExclusionChain(failure_exclusions)
         self._has_failure_exclusions = bool(failure_exclusions)  # a plain flag: checked on every failure
         self._signin_exclusions = ExclusionChain(signin_exclusions)
+        self._has_signin_exclusions = bool(signin_exclusions)
         self._window = settings.window
         self._wall_clock = wall_clock
         self._accept_summaries = accept_summaries
@@ -209,7 +210,7 @@ class Engine:
                                         f"edge {summary.edge!r} refused: {why}")
 
     def _check_signin(self, signin: Event, ip: str) -> None:
-        if self._signin_exclusions:
+        if self._has_signin_exclusions:
             excluded = self._signin_exclusions.first_match(signin, ip, signin.user_principal_name)
             if excluded is not None:
                 excluded.removed += 1
@@ -233,7 +234,8 @@ class Engine:
         threshold = self.settings.threshold
         counters = self.counters
         for counter in counters.values():
-            if counter.total(ip) > threshold:
+            tally = counter.tallies.get(ip)
+            if tally is not None and tally.total > threshold:
                 break
         else:
             return None  # the usual case: nothing, or not enough, anywhere

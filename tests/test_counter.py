@@ -73,7 +73,7 @@ def test_forget_removes_an_ip_everywhere():
 def test_check_catches_a_broken_invariant():
     counter = FailureCounter(60)
     counter.add("192.0.2.1", 10.0, 1, "h", "u")
-    counter._tallies["192.0.2.1"].total = 5
+    counter.tallies["192.0.2.1"].total = 5
     with pytest.raises(AssertionError):
         counter._check()
 
@@ -144,7 +144,7 @@ def test_the_queue_evicts_the_highest_scores_first_and_skips_what_changed():
         counter.add("203.0.113.5", 10.0 + second, 1, "web1", "root")  # over the threshold, and old
     now = 1000.0
     protected = {"10.0.0.0": [], "10.0.0.3": []}
-    scores = {ip: eviction_score(tally, now, 5) for ip, tally in counter._tallies.items() if ip not in protected}
+    scores = {ip: eviction_score(tally, now, 5) for ip, tally in counter.tallies.items() if ip not in protected}
     queue = EvictionQueue()
     assert queue.evict([counter], 20, protected, now, 5) == 20
     ranking = sorted(scores, key=lambda ip: (scores[ip], ip), reverse=True)

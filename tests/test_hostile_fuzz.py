@@ -77,7 +77,7 @@ class Harness:
 
     def charged(self) -> set:
         """The addresses failures are counted for: canonical addresses, never an innocent one."""
-        charged = {ip for counter in self.engine.counters.values() for ip in counter._tallies}
+        charged = {ip for counter in self.engine.counters.values() for ip in counter.tallies}
         assert all(canonical_ip(ip) == ip for ip in charged), charged
         return charged
 
