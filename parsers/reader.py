@@ -389,7 +389,7 @@ class LineReader:
             line = text[start:line_end]
             self._read_json(line[:-1] if line[-1:] == "\r" else line, newline)
             return line_end
-        if not text[start:line_end].strip():
+        if (first.isspace() or not first) and not text[start:line_end].strip():  # only a blank-looking line is copied
             return line_end
         if self._json_only:
             self.sink.malformed("json", "not a JSON object", self._line_at(newline))
@@ -431,6 +431,10 @@ class LineReader:
             self.sink.malformed(XML_KIND, "document declares a DTD or entities; refused", self._line_at(text.rfind("\n", 0, at)))
             self._open = _OpenXml("DTD", "]>" if "[" in text[at:line_end] else ">")
             return self._continue_open(text, at + 2)
+        end = line_end - 1 if text[line_end - 1] == "\r" else line_end
+        if text.startswith("<Event", at) and text[at + 6] in " >" and text.find("</Event>", at, end) == end - 8:
+            self._read_xml_event(text[at:end], text.rfind("\n", 0, at))  # one event on its line, as wevtutil prints
+            return line_end
         start = _EVENT_START.search(text, at, line_end + 1)
         if start is None:
             return line_end
