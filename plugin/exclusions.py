@@ -10,7 +10,7 @@ KQL semantics kept: each operator's case-sensitivity as KQL documents it (its ca
 operators fold ASCII letters only; ``has`` comes from :mod:`plugin.kql`), KQL's null (an absent
 ``LogonType`` is null: ``==`` is false, ``!=`` true, ``<`` null, ``not(null)`` null, and a
 ``where`` drops null), no implicit conversion between strings and numbers except in ``in`` lists.
-The syntax and these decisions are described in the README (section "Exclusions").
+The syntax and these decisions are described in docs/exclusions.md.
 """
 
 import difflib

@@ -9,7 +9,7 @@ chunks go gzip-compressed (CompressedPackedForward); ``security`` adds TLS and t
 handshake (forward_security.py).
 
 fluent-logger supplies :class:`fluent.sender.EventTime`; its sender cannot be used for the rest
-(no ack, no IPv6, it reads and discards whatever the server sends): see the README, "Forwarding alerts".
+(no ack, no IPv6, it reads and discards whatever the server sends): see docs/forwarding.md.
 """
 
 import base64

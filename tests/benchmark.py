@@ -93,7 +93,7 @@ TARGET_EXEC_RATE = 60_000.0  # exec_filter msgpack records/s, pipe in, alerts ou
 TARGET_ATTACK_RATE = 150_000.0  # lines/s of a spray where every line is a new address
 TARGET_ATTACK_RATIO = 15.0  # ... over fail2ban-regex on the same file
 TARGET_BYTES_PER_IP = 250.0  # bytes of peak RSS per tracked IP (IPv4, one failure each: the core target)
-# The memory budget the README states for a spray (IPv4 and IPv6, 1-3 failures each, evictions
+# The memory budget docs/performance.md states for a spray (IPv4 and IPv6, 1-3 failures each, evictions
 # under way): bytes of peak RSS per --max-ips slot above the start-up baseline.
 SPRAY_BUDGET_BYTES_PER_IP = 420.0
 IPV6_EXTRA = 8  # IPv6 addresses added to the memory file

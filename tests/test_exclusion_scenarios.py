@@ -339,7 +339,7 @@ def plan_maintenance_task_accounts_example_does_not_trust_a_workstation_name_the
 def test_maintenance_task_accounts_example_does_not_trust_a_workstation_name_the_client_chooses(outcome):
     """NTLM's WorkstationName is whatever the client says (xfreerdp /client-hostname, smbclient
     --netbiosname): an attacker who names his machine MGMT-SCHED01 and guesses svc-patching from
-    the internet must still be counted. The README itself says to combine attacker-chosen
+    the internet must still be counted. docs/exclusions.md itself says to combine attacker-chosen
     columns with an address; this example combines two attacker-chosen columns."""
     (run,), attacker = outcome
     assert run.excluded == {"maintenance-task-accounts": 0}
@@ -609,7 +609,7 @@ def plan_examples_on_the_sshd_account_work_under_the_kql_profile(tmp: Path, prof
 
 
 def test_examples_on_the_sshd_account_work_under_the_kql_profile(outcome):
-    """The README documents UserName / TargetUserName as "the sshd user", with no exception for a
+    """docs/exclusions.md documents UserName / TargetUserName as "the sshd user", with no exception for a
     profile; the two examples that exclude an ssh account (root from the jump hosts, the NAS's
     rsync job) must then work under --profile kql as they do under hardened (where the scenario
     tests above run them on the same lines)."""
