@@ -1,6 +1,6 @@
 """The one normalised event every parser returns and the engine alone consumes."""
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Optional, Tuple
 
 SECURITY_EVENT = "SecurityEvent"
 WINDOWS_EVENT = "WindowsEvent"
@@ -56,22 +56,20 @@ class Event(NamedTuple):
     # Read ahead: the sshd template reading of ``message``, when the reader already matched it
     # (the block scanner reads the commonest failures with the header); None: read on demand.
     sshd: Optional[tuple] = None  # a parsers.sshd.SshdMessage
-    # An edge's failure summary (parsers/summary.py): table is its failure source, ip its list
-    # key, time its last failure; None for every event read from a log
-    summary: Optional["FailureSummary"] = None
+    # An edge's summary record (parsers/summary.py): its good items, each a (source, IP, bucket)
+    # of failures; table is the first item's source, time the latest failure; None for every
+    # event read from a log
+    summary: Optional["FailureSummaries"] = None
 
 
-class FailureSummary(NamedTuple):
-    """What an edge collector (``--edge``) counted for one (failure source, IP, time bucket)
-    since its last flush: it stands for ``count`` failures between ``first`` and ``last``."""
+class FailureSummaries(NamedTuple):
+    """What one record of an edge collector (``--edge``) carries: for each (failure source, IP,
+    time bucket), the failures it counted since its last flush. Read as one event, merged item
+    by item: a central takes hundreds of thousands of summaries a second."""
 
-    count: int  # failures it stands for
-    first: float  # event time of the first of them, seconds since the epoch, UTC
-    last: float  # event time of the last of them
-    hosts: Tuple[str, ...]  # up to 5 target hosts, in the order the edge met them
-    users: Tuple[str, ...]  # up to 5 target accounts
+    items: List[Any]  # parsers.summary.SummaryItem: source, ip, count, first, last, hosts, users
     profile: str  # the profile the edge counted with ("hardened", "kql")
-    bucket_seconds: float  # the edge's bucket width: first and last lie in one such bucket
+    bucket_seconds: float  # the edge's bucket width: each item's first and last lie in one bucket
     edge: str  # the edge's name (--edge-name)
 
 
@@ -106,11 +104,12 @@ def signin(table: str, when: float, kind: str, ip: str, user_principal_name: str
 SUMMARY_KIND = "fail2entra-summary"
 
 
-def summary_event(table: str, ip: str, summary: FailureSummary) -> Event:
-    """An edge's failure summary as an event (built like syslog_event: a central may take
-    hundreds of thousands a second); its time is the last failure it stands for."""
-    return _build(Event, (table, summary.last, SUMMARY_KIND, ip, "", 0, None, "", "", "", "", "", "", "", "", "",
-                          "", "", "", "", "", "", "", "", "", "", "", None, summary))
+def summary_event(summaries: FailureSummaries) -> Event:
+    """An edge's summary record as one event (built like syslog_event); its table is the first
+    item's source and its time the latest failure it stands for."""
+    return _build(Event, (summaries.items[0].source, max(item.last for item in summaries.items), SUMMARY_KIND, "",
+                          "", 0, None, "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
+                          "", None, summaries))
 
 
 def short_reason(error: BaseException) -> str:

@@ -545,9 +545,13 @@ class LineReader:
         kind, events, problems = self._records.read(record, codec)
         sink, admits, recognised = self.sink, self._admits, self.recognised
         for event in events:
+            summaries = event.summary
+            if summaries is not None:  # an edge's record: one event, each summary recognised
+                recognised[event.kind] = recognised.get(event.kind, 0) + len(summaries.items)
+                sink.event(event)
+                continue
             recognised[event.kind] = recognised.get(event.kind, 0) + 1
-            if admits is None or event.table != SYSLOG or event.summary is not None \
-                    or admits(event.program, event.message):
+            if admits is None or event.table != SYSLOG or admits(event.program, event.message):
                 sink.event(event)
         if problems or not kind:  # say which Fluentd tag the record came under, when it has one
             tag = f" (tag {record.tag})" if isinstance(record.tag, str) else ""

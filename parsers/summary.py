@@ -21,7 +21,7 @@ import msgspec
 import msgspec.inspect
 from msgspec import Meta
 
-from .event import SUMMARY_KIND, Event, FailureSummary, MalformedRecord, short_reason, summary_event
+from .event import SUMMARY_KIND, Event, FailureSummaries, MalformedRecord, short_reason, summary_event
 from .timestamps import LATEST_TIME
 
 SUMMARY_KEY = "fail2entra_summaries"  # the record key that marks the shape
@@ -67,7 +67,6 @@ class SummaryBatch(msgspec.Struct):
 # behind: done at import, with what start-up builds (and freezes), not by the first summary.
 msgspec.inspect.multi_type_info((SummaryBatch, SummaryItem))
 
-_new = tuple.__new__
 _AT_ITEM_FIELD = re.compile(r"(.*) - at `\$\[(\d+)\](.*)`", re.DOTALL)
 
 
@@ -87,7 +86,7 @@ msgspec.inspect.multi_type_info((TypedSummaryBatch,))
 
 def read_summaries(raw: Any, decode_typed: Callable[[Any], TypedSummaryBatch], decode_value: Callable[[Any], Any],
                    events: List[Event], problems: List[MalformedRecord]) -> None:
-    """Append an event per good summary in ``raw`` (the record's undecoded
+    """Append one event holding the good summaries in ``raw`` (the record's undecoded
     ``fail2entra_summaries``) and a problem per bad one, or one problem when the header itself
     is bad. The usual record decodes typed in one call; one that does not is decoded as plain
     values and read item by item, to say which item is bad and keep the others."""
@@ -117,8 +116,8 @@ def read_summaries(raw: Any, decode_typed: Callable[[Any], TypedSummaryBatch], d
             problems.append(MalformedRecord(SUMMARY_KIND, f"header: {short_reason(error)}"))
             return
         items = [_converted(index, item, problems) for index, item in enumerate(batch.summaries)]
-    profile, bucket, edge = batch.profile, batch.bucket_seconds, batch.edge
-    append = events.append
+    bucket = batch.bucket_seconds
+    good = []
     for index, item in enumerate(items):
         if item is None:
             continue
@@ -128,8 +127,9 @@ def read_summaries(raw: Any, decode_typed: Callable[[Any], TypedSummaryBatch], d
         elif first // bucket != last // bucket:
             problems.append(_problem(index, item, f"first and last are not in one bucket of {bucket:g} s"))
         else:
-            append(summary_event(item.source, item.ip, _new(FailureSummary, (
-                item.count, first, last, item.hosts, item.users, profile, bucket, edge))))
+            good.append(item)
+    if good:
+        events.append(summary_event(FailureSummaries(good, batch.profile, bucket, batch.edge)))
 
 
 def _converted(index: int, item: Any, problems: List[MalformedRecord]) -> Optional[SummaryItem]:

@@ -14,7 +14,7 @@ import math
 import time as _time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from parsers.event import FAILURE_TABLES, Event
+from parsers.event import FAILURE_TABLES, Event, FailureSummaries
 
 from .alerts import build_alert
 from .counter import EvictionQueue, Evidence, FailureCounter
@@ -112,7 +112,7 @@ class Engine:
         """Take one event into account (any table; what does not count is ignored)."""
         if event.table in FAILURE_TABLES:
             if event.summary is not None:
-                self._merge_summary(event)
+                self._merge_summaries(event)
                 return
             verdict = self.profile.failure(event)
             if type(verdict) is not str:
@@ -161,53 +161,59 @@ class Engine:
         if waiting:
             self._recheck(ip, waiting)
 
-    def _merge_summary(self, event: Event) -> None:
-        """An edge's summary: merged as the failures it stands for, if this central takes it."""
-        summary = event.summary
+    def _merge_summaries(self, event: Event) -> None:
+        """An edge's summary record: each item merged as the failures it stands for, if this
+        central takes it. What the header decides (accepted at all, profile, bucket width) is
+        decided once for the record; clock and shard for each item."""
+        summaries = event.summary
         if not self._accept_summaries:
-            self._refuse_summary("not-accepted", event, "--accept-summaries is off (a summary can blame any "
-                                                        "IP: accept them only from a trusted path)")
+            self._refuse_summaries("not-accepted", summaries.items, summaries, "--accept-summaries is off (a summary "
+                                   "can blame any IP: accept them only from a trusted path)")
             return
-        if summary.profile != self.profile.name:
-            self._refuse_summary("profile", event, f"it was counted with profile {summary.profile!r}, "
-                                                   f"this central uses {self.profile.name!r}")
+        if summaries.profile != self.profile.name:
+            self._refuse_summaries("profile", summaries.items, summaries, f"counted with profile "
+                                   f"{summaries.profile!r}, this central uses {self.profile.name!r}")
             return
-        if summary.bucket_seconds != self._bucket_width and not self._divides(summary.bucket_seconds):
-            self._refuse_summary("bucket", event, f"its buckets of {summary.bucket_seconds:g} s do not divide "
-                                                  f"this central's {self._bucket_width:g} s (give both the same --window)")
+        width = summaries.bucket_seconds
+        if width != self._bucket_width and not self._divides(width):
+            self._refuse_summaries("bucket", summaries.items, summaries, f"buckets of {width:g} s do not divide "
+                                   f"this central's {self._bucket_width:g} s (give both the same --window)")
             return
-        ip = event.ip
-        counts = self.counts
-        if self._owns is not None and not self._owns(ip):
-            counts.other_shard["summaries"] += 1
-            return
-        when = event.time  # its last failure
-        if when > self._future_limit and self._is_future(when):
-            counts.future += 1
-            self._refuse_summary("future", event, f"its last failure is more than --future-skew "
-                                                  f"{self.settings.future_skew:g} s ahead of this clock")
-            return
-        if when > self.newest:
-            self._advance_clock(when)
-        elif when < self.newest - self.settings.window:
-            counts.stale += 1
-            return
-        counts.summaries_merged += 1
-        source, count = event.table, summary.count
-        self._counted(source, ip, count, self.counters[source].add_summary(
-            ip, count, summary.first, when, summary.hosts, summary.users))
+        counts, counters, owns, window = self.counts, self.counters, self._owns, self._window
+        for item in summaries.items:
+            ip = item.ip
+            if owns is not None and not owns(ip):
+                counts.other_shard["summaries"] += 1
+                continue
+            when = item.last
+            if when > self.newest:
+                if when > self._future_limit and self._is_future(when):
+                    counts.future += 1
+                    self._refuse_summaries("future", [item], summaries, f"the last failure is more than "
+                                           f"--future-skew {self.settings.future_skew:g} s ahead of this clock")
+                    continue
+                self._advance_clock(when)
+            elif when < self.newest - window:
+                counts.stale += 1
+                continue
+            counts.summaries_merged += 1
+            source, count = item.source, item.count
+            self._counted(source, ip, count, counters[source].add_summary(
+                ip, count, item.first, when, item.hosts, item.users))
 
     def _divides(self, width: float) -> bool:
         """Whether edge buckets of ``width`` seconds tile this central's buckets exactly."""
         ratio = self._bucket_width / width
         return ratio >= 1 and abs(ratio - round(ratio)) <= 1e-9 * ratio
 
-    def _refuse_summary(self, reason: str, event: Event, why: str) -> None:
+    def _refuse_summaries(self, reason: str, items: list, summaries: FailureSummaries, why: str) -> None:
+        """Count ``items`` as refused for ``reason`` and say so once (rate-limited like every notice)."""
         refused = self.counts.summaries_refused
-        refused[reason] = refused.get(reason, 0) + 1
-        summary = event.summary
-        self._report("summary-refused", f"summary of {summary.count} {event.table} failure(s) of {event.ip} from "
-                                        f"edge {summary.edge!r} refused: {why}")
+        refused[reason] = refused.get(reason, 0) + len(items)
+        shown = ", ".join(f"{item.count} {item.source} of {item.ip}" for item in items[:3])
+        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        self._report("summary-refused", f"{len(items)} summar{'y' if len(items) == 1 else 'ies'} ({shown}{more}) from "
+                                        f"edge {summaries.edge!r} refused: {why}")
 
     def _check_signin(self, signin: Event, ip: str) -> None:
         if self._has_signin_exclusions:

@@ -40,9 +40,10 @@ class Explainer:
         else:
             what = f"{event.kind} {event.table} program={event.program!r} facility={event.facility!r}"
         if event.summary is not None:
-            summary = event.summary
-            self._say(f"{what}: SUMMARY of {summary.count} failure(s) from edge {summary.edge!r} "
-                      f"(merged with --accept-summaries)")
+            summaries = event.summary
+            for item in summaries.items:
+                self._say(f"{event.kind} {item.source} ip={item.ip!r}: SUMMARY of {item.count} failure(s) from edge "
+                          f"{summaries.edge!r} (merged with --accept-summaries)")
             self._pipeline.event(event)
             return
         verdict = self._profile.failure(event)

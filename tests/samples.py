@@ -70,7 +70,13 @@ class Recorder:
         self.invalid_lines: List[int] = []
 
     def event(self, event: Event) -> None:
-        self.events.append(event)
+        """Keep it; an edge's summary record (one event) is kept as one event per summary, with
+        that summary's source, IP and last failure, so that samples annotate each of them."""
+        if event.summary is None:
+            self.events.append(event)
+            return
+        for item in event.summary.items:
+            self.events.append(event._replace(table=item.source, ip=item.ip, time=item.last))
 
     def ignored(self, kind: str, why: str) -> None:
         self.ignored_kinds.append(kind)

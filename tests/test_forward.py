@@ -129,7 +129,9 @@ def test_server_killed_mid_run_and_restarted_gets_every_alert(server, make_outpu
     assert set(received) == {f"alert-{n}" for n in range(15)}
     for copies in received.values():  # a repeat is the same alert, recognisable by AlertId
         assert all(copy == copies[0] for copy in copies)
-    assert all(len(received[f"alert-{n}"]) == 2 for n in range(5, 10))
+    # the unacknowledged ones came again (more than once if an ack timeout fell before the stop)
+    assert all(len(received[f"alert-{n}"]) >= 2 for n in range(5, 10))
+    assert all(len(received[f"alert-{n}"]) == 1 for n in range(5))
     assert output.stats["resent"] >= 5 and output.stats["reconnects"] >= 1
 
 

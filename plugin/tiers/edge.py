@@ -73,8 +73,9 @@ class EdgeEngine(Engine):
         self._report("edge-signin", f"edge mode: sign-in of {signin.user_principal_name!r} from {ip} ignored; "
                                     f"sign-ins go to the central, not to an edge (docs/edge.md)")
 
-    def _merge_summary(self, event: Event) -> None:
-        self._refuse_summary("edge", event, "an edge does not merge summaries; send them to a central")
+    def _merge_summaries(self, event: Event) -> None:
+        summaries = event.summary
+        self._refuse_summaries("edge", summaries.items, summaries, "an edge does not merge summaries; send them to a central")
 
     def flush(self) -> None:
         """Emit everything held, as summary records, and start a new interval."""
