@@ -448,8 +448,7 @@ class LineReader:
         Returns where reading goes on: the newline before the next line to read, or the end of
         the text while the construct is still open."""
         construct = self._open
-        close = text.find(construct.closing, position)
-        new_record = NEW_RECORD.search(text, position, close if close >= 0 else len(text))
+        close, new_record = _closing_or_new_record(text, position, construct.closing)
         end = new_record.start() if new_record is not None else close + len(construct.closing) if close >= 0 else len(text)
         if construct.parts is not None and construct.what == "event":
             if construct.size + end - position > self._limit:
@@ -594,6 +593,24 @@ class LineReader:
         return True
 
 
+_FIRST_HORIZON = 4096  # characters searched first for the end of an open XML construct
+
+
+def _closing_or_new_record(text: str, position: int, closing: str) -> "Tuple[int, Optional[re.Match]]":
+    """Where the open construct ends in ``text`` from ``position``: the offset of ``closing``
+    (-1 if not in the text) or, when a line that begins a new record comes first, that line's
+    match. Searched in growing stretches, so that a construct never closed costs the distance
+    to the next record, not to the end of the block (thousands of broken events in one block)."""
+    size = len(text)
+    horizon = min(position + _FIRST_HORIZON, size)
+    while True:
+        close = text.find(closing, position, horizon)
+        new_record = NEW_RECORD.search(text, position, close if close >= 0 else horizon)
+        if close >= 0 or new_record is not None or horizon == size:
+            return (-1 if new_record is not None else close), new_record
+        horizon = min(position + 2 * (horizon - position), size)
+
+
 def _describe(record: Record) -> str:
     """A record we do not recognise, as the names of the keys it has."""
     keys = [field for field in record.__struct_fields__ if getattr(record, field) not in (None, NO_RAW)]
@@ -653,10 +670,13 @@ class MsgpackReader:
             self._end_oversized()
         while self._buffer:
             buffer, self._buffer = self._buffer, b""
-            if _holds_a_record_start(buffer, self._limit):
+            walk = _ObjectSkipper(self._limit)
+            walk.skip(buffer, 0)
+            if not walk.corrupt:
                 self._note_problem(f"stream ended inside a record ({len(buffer)} bytes)")
                 break
-            resume = self._resync_after(buffer, 0, "a map whose keys are not text; resynchronising")
+            resume = self._resync_after(buffer, max(walk.corrupt_at, 1) - 1,
+                                        "a map whose keys are not text; resynchronising")
             if resume >= 0:
                 self._buffer = buffer[resume + self._read_records(buffer[resume:]):]
 
@@ -704,7 +724,8 @@ class MsgpackReader:
         walk = walk or _ObjectSkipper(self._limit)
         end = walk.skip(buffer, start + walk.size + len(walk.pending_header))
         if walk.corrupt:
-            resume = self._resync_after(buffer, start, "bytes that cannot start a record; resynchronising")
+            resume = self._resync_after(buffer, max(walk.corrupt_at, start + 1) - 1,
+                                        "bytes that cannot start a record; resynchronising")
             return len(buffer) if resume < 0 else resume + self._read_records(buffer[resume:])
         if len(buffer) - start > self._limit:
             self._skipping = walk
@@ -719,20 +740,24 @@ class MsgpackReader:
     def _resynchronise(self, buffer: bytes, start: int, error: Exception, consumed: int) -> int:
         """Bytes at ``start`` that are no record (``error`` says why): a record over the size
         limit is skipped; anything else is reported and reading goes on at the next map header
-        after them. Returns that position, or -1 when the rest of the buffer is gone."""
-        if not isinstance(error, (_Corrupt, msgpack.StackError)):
-            skipper = _ObjectSkipper(self._limit)
-            end = skipper.skip(buffer, start)
-            if not skipper.corrupt and (end < 0 or end - start > self._limit):
-                if end < 0:  # an honest record over the limit, still arriving
-                    self._skipping = skipper
-                    return -1
-                self._skipping = skipper
-                self._end_oversized()
-                return end
-        # nested past the depth limit: everything the unpacker walked belongs to the garbage
-        skip_to = start + max(consumed, 1) if isinstance(error, msgpack.StackError) else start + 1
-        return self._resync_after(buffer, skip_to - 1, f"undecodable bytes ({short_reason(error)}); resynchronising")
+        from where a walk of them breaks (the records a broken structure swallowed before that
+        point go with it: trying every map header inside it again would cost time quadratic in
+        its length). Returns that position, or -1 when the rest of the buffer is gone."""
+        walk = _ObjectSkipper(self._limit)
+        end = walk.skip(buffer, start)
+        if walk.corrupt:
+            resume = max(walk.corrupt_at, start + 1)
+        elif isinstance(error, msgpack.StackError):  # nested past the depth limit: all the unpacker walked is garbage
+            resume = start + max(consumed, 1)
+        elif not isinstance(error, _Corrupt) and (end < 0 or end - start > self._limit):
+            self._skipping = walk
+            if end < 0:  # an honest record over the limit, still arriving
+                return -1
+            self._end_oversized()
+            return end
+        else:
+            resume = start + 1
+        return self._resync_after(buffer, resume - 1, f"undecodable bytes ({short_reason(error)}); resynchronising")
 
     def _resync_after(self, buffer: bytes, position: int, reason: str) -> int:
         self._note_problem(reason)
@@ -800,14 +825,6 @@ _WINDOW_MIN = 1024  # ... right after undecodable bytes
 _MAP_HEADER = re.compile(b"[\\x80-\\x8f\\xde\\xdf]")  # fixmap, map 16, map 32
 
 
-def _holds_a_record_start(data: bytes, limit: int) -> bool:
-    """Whether the unfinished ``data`` can be the start of a record: its headers walked, keys
-    that must be text (see _ObjectSkipper)."""
-    skipper = _ObjectSkipper(limit)
-    skipper.skip(data, 0)
-    return not skipper.corrupt
-
-
 def _unpacker(limit: int) -> "msgpack.Unpacker":
     """A framing unpacker: strings, binaries and exts over the size limit, and counts beyond
     what the limit could hold, raise at their header instead of being waited for."""
@@ -836,6 +853,7 @@ class _ObjectSkipper:
     def __init__(self, limit: int) -> None:
         self.size = 0  # bytes walked
         self.corrupt = False
+        self.corrupt_at = -1  # with corrupt: where the header no record can have starts
         self._open: List[List[int]] = [[1, 0]]  # per open container: [items still to pass, 1 for a map]
         self._payload = 0  # bytes of the current str / bin / ext / number still to pass
         self.pending_header = b""  # a header cut at the end of the last chunk
@@ -848,7 +866,7 @@ class _ObjectSkipper:
         if self.pending_header:
             shift = position - len(self.pending_header)
             data, position, self.pending_header = self.pending_header + data[position:], 0, b""
-        start = position
+        start = header = position
         end = len(data)
         opened = self._open
         while not self.corrupt:
@@ -862,6 +880,7 @@ class _ObjectSkipper:
                 opened.pop()
             if not opened or position >= end:
                 break
+            header = position
             byte = data[position]
             top = opened[-1]
             key = top[1] and top[0] % 2 == 0  # a map's items alternate key, value; the count ends on a value
@@ -898,7 +917,11 @@ class _ObjectSkipper:
             else:  # 0xc1 is never used: not msgpack
                 self.corrupt = True
         self.size += position - start
-        if self.corrupt or opened or self._payload:
+        if self.corrupt:
+            if self.corrupt_at < 0:
+                self.corrupt_at = header + shift
+            return -1
+        if opened or self._payload:
             return -1
         return position + shift
 

@@ -424,6 +424,9 @@ MSGPACK_CASES = {
         {"malformed": "msgpack 3", "unrecognised": "1"}, {}),
     "nested-2000-deep": (b"\x91" * 2000 + b"\xc0" + b"\x81\xa1a" + b"\x91" * 2000 + b"\xc0",
                          {"malformed": "msgpack 2"}, {}),
+    # a resynchronisation starts at each map header inside it and walks to the same broken byte:
+    # one notice, not one per header (time quadratic in its length: 1.1 s for these 3 KB)
+    "maps-nested-1000-deep-then-an-unused-byte": (b"\x81\xa1a" * 1000 + b"\xc1", {"malformed": "msgpack 1"}, {}),
     "a-3mb-record": (msgpack.packb({"log": "a" * 3_000_000, "x": [1, {"y": b"\x00" * 5000}]}),
                      {"oversized": "1", "malformed": "none", "unrecognised": "0"}, {}),
     "a-record-just-over-the-limit": (msgpack.packb({"log": "b" * (1024 * 1024)}),
@@ -523,3 +526,25 @@ def test_msgpack_stream_cut_in_the_middle_of_a_map(cut, msgpack_alerts):
     assert result.counts("malformed") == {"msgpack": 1}, result.text
     assert f"stdin:{len(MAPS) + 1}: malformed msgpack record: stream ended inside a record" in result.text
     assert result.counts("recognised") == GOOD_RECOGNISED
+
+
+# -- an open XML construct ends where it closes, or at the next record, wherever they fall ------
+
+SSHD_FAILURE = "2026-12-01T10:00:00+00:00 web1 sshd[1]: Failed password for root from 192.0.2.250 port 22 ssh2"
+
+
+@pytest.mark.parametrize("length", [10, 4_093, 4_096, 4_100, 70_000])
+def test_a_long_comment_closed_later_hides_nothing_after_it(length):
+    """The end of an open construct is searched in growing stretches (a never-closed one costs
+    the distance to the next record): a closing that falls across a stretch is still found."""
+    from samples import read_text
+    recorder = read_text(f"<!-- {'x' * length} -->\n{SSHD_FAILURE}\n".encode())
+    assert recorder.problems == [] and [event.program for event in recorder.events] == ["sshd"]
+
+
+@pytest.mark.parametrize("length", [10, 4_093, 4_096, 4_100, 70_000])
+def test_a_comment_never_closed_ends_at_the_next_record_however_far(length):
+    from samples import read_text
+    recorder = read_text(f"<!-- {'x' * length}\n{'y' * length}\n{SSHD_FAILURE}\n".encode())
+    assert len(recorder.problems) == 1 and "followed by a new record" in recorder.problems[0]
+    assert [event.program for event in recorder.events] == ["sshd"]
