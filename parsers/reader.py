@@ -700,7 +700,7 @@ class MsgpackReader:
                     self._read_record(view[start + framed:start + end])
                     framed = end
             except (_Corrupt, msgpack.StackError, ValueError, msgpack.UnpackException) as error:
-                start = self._resynchronise(buffer, start + framed, error, unpacker.tell() - framed)
+                start = self._resynchronise(buffer, start + framed, start + window, error, unpacker.tell() - framed)
                 if start < 0:
                     return size
                 continue
@@ -737,18 +737,22 @@ class MsgpackReader:
             self._walk = walk
         return start
 
-    def _resynchronise(self, buffer: bytes, start: int, error: Exception, consumed: int) -> int:
+    def _resynchronise(self, buffer: bytes, start: int, fed: int, error: Exception, consumed: int) -> int:
         """Bytes at ``start`` that are no record (``error`` says why): a record over the size
         limit is skipped; anything else is reported and reading goes on at the next map header
-        from where a walk of them breaks (the records a broken structure swallowed before that
+        from where they break (the records a broken structure swallowed as values before that
         point go with it: trying every map header inside it again would cost time quadratic in
-        its length). Returns that position, or -1 when the rest of the buffer is gone."""
-        walk = _ObjectSkipper(self._limit)
+        its length). ``fed``: where the bytes the unpacker failed in end. Returns that
+        position, or -1 when the rest of the buffer is gone."""
+        if isinstance(error, msgpack.StackError):  # nested past the depth limit: all the unpacker walked is garbage
+            return self._resync_after(buffer, start + max(consumed, 1) - 1, _undecodable(error))
+        failed_at, failure = _strict_failure(buffer[start:fed], self._limit)
+        if failure is not None and not _is_key_error(failure):  # the byte it breaks at, found in C
+            return self._resync_after(buffer, start + max(failed_at - 1, 1) - 1, _undecodable(error))
+        walk = _ObjectSkipper(self._limit)  # a key that is not text: where it starts, or an honest giant
         end = walk.skip(buffer, start)
         if walk.corrupt:
             resume = max(walk.corrupt_at, start + 1)
-        elif isinstance(error, msgpack.StackError):  # nested past the depth limit: all the unpacker walked is garbage
-            resume = start + max(consumed, 1)
         elif not isinstance(error, _Corrupt) and (end < 0 or end - start > self._limit):
             self._skipping = walk
             if end < 0:  # an honest record over the limit, still arriving
@@ -757,7 +761,7 @@ class MsgpackReader:
             return end
         else:
             resume = start + 1
-        return self._resync_after(buffer, resume - 1, f"undecodable bytes ({short_reason(error)}); resynchronising")
+        return self._resync_after(buffer, resume - 1, _undecodable(error))
 
     def _resync_after(self, buffer: bytes, position: int, reason: str) -> int:
         self._note_problem(reason)
@@ -823,6 +827,52 @@ class MsgpackReader:
 _WINDOW_MAX = 256 * 1024  # bytes framed at a time
 _WINDOW_MIN = 1024  # ... right after undecodable bytes
 _MAP_HEADER = re.compile(b"[\\x80-\\x8f\\xde\\xdf]")  # fixmap, map 16, map 32
+
+
+def _undecodable(error: Exception) -> str:
+    return f"undecodable bytes ({short_reason(error)}); resynchronising"
+
+
+def _strict_failure(data: bytes, limit: int) -> Tuple[int, Optional[Exception]]:
+    """Where a strict reading of the object at the start of ``data`` fails (keys text, lengths
+    and counts within what _ObjectSkipper lets pass): the offset just past the byte it fails at,
+    and the error; (-1, None) when it does not fail (whole, or waiting for more bytes). The
+    byte is found by bisecting the prefixes with skip() in C (a walk in Python costs ten times
+    more per byte), then one strict reading of the bytes before it looks for a key that is not
+    text."""
+
+    def failure(length: int, strict: bool = False) -> Optional[Exception]:
+        unpacker = msgpack.Unpacker(raw=True, strict_map_key=True, max_buffer_size=0,
+                                    max_str_len=LONGEST_SKIPPED * limit, max_bin_len=LONGEST_SKIPPED * limit,
+                                    max_ext_len=LONGEST_SKIPPED * limit, max_array_len=2 * limit, max_map_len=limit)
+        unpacker.feed(data[:length])
+        try:
+            unpacker.unpack() if strict else unpacker.skip()
+        except msgpack.OutOfData:
+            return None
+        except (ValueError, TypeError, msgpack.UnpackException) as error:  # FormatError, StackError, a key, a length
+            return error
+        return None
+
+    low, high = 1, len(data)
+    if high < 1:
+        return -1, None
+    if failure(high) is None:  # whole or waiting for more: only a key can be wrong
+        key_error = failure(high, strict=True)
+        return (high, key_error) if key_error is not None else (-1, None)
+    while low < high:
+        middle = (low + high) // 2
+        if failure(middle) is None:
+            low = middle + 1
+        else:
+            high = middle
+    key_error = failure(low - 1, strict=True)
+    return (low - 1, key_error) if key_error is not None else (low, failure(low))
+
+
+def _is_key_error(error: Exception) -> bool:
+    """A map key that is not text: the reading fails where the key ends, not where it starts."""
+    return type(error) is ValueError and "map key" in str(error)
 
 
 def _unpacker(limit: int) -> "msgpack.Unpacker":
