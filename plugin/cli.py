@@ -24,7 +24,6 @@ from .exclusions import ExclusionError, load_exclusions
 from .explain import ExplainingLineReader, Explainer
 from .logs import LOG, RateLimitedLog, configure_logging
 from .files import FileInUseError
-from .forward_security import ForwardSecurity
 from .outputs import ForwardAlerts, OutputClosed, StdoutOutput
 from .pipeline import Pipeline
 from .profiles import PROFILES
@@ -168,6 +167,8 @@ class Runner:
     def _open_output(self):
         config = self.config
         if config.forward:
+            from .forward_security import ForwardSecurity  # only now: ssl takes 5 MB
+
             try:
                 security = ForwardSecurity.from_options(
                     config.forward_tls, config.forward_ca_file, config.forward_cert_file, config.forward_key_file,

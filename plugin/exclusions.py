@@ -2,7 +2,8 @@
 
 Analysts tune a Sentinel rule by adding ``where`` lines; an exclusion is such a line, for
 example ``ipv4_is_in_range(IpAddress, "10.20.0.0/16") or ProcessName has "veeam"``. The text is
-parsed once at start by a pyparsing grammar (built at import), type-checked the way KQL checks
+parsed once at start by a pyparsing grammar (built, and pyparsing loaded, only when there is
+one to parse: 8 MB and 0.1 s a process without exclusions does not pay), type-checked the way KQL checks
 it, and turned into a closure ``predicate(event, ip, user) -> bool``: nothing is parsed, looked
 up by name or compiled per event. Constants (needles, regexes, networks) are prepared at start.
 
@@ -13,19 +14,36 @@ operators fold ASCII letters only; ``has`` comes from :mod:`plugin.kql`), KQL's 
 The syntax and these decisions are described in docs/exclusions.md.
 """
 
+from __future__ import annotations  # pyparsing's types in annotations: not loaded to define them
+
 import difflib
+import importlib.util
 import ipaddress
 import operator
 import re
 import string
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any, Callable, Iterable, Optional, get_type_hints
 
-import pyparsing as pp
-
 from parsers.event import Event
 from plugin.kql import has_any_matcher
+
+
+
+def _loaded_on_first_use(name: str) -> Any:
+    """Module ``name``, run only when one of its attributes is first read."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pp = _loaded_on_first_use("pyparsing")
 
 Predicate = Callable[[Event, str, str], bool]
 _Reader = Callable[[Event, str, str], Any]
@@ -228,7 +246,7 @@ def compile_where(text: str) -> Predicate:
 def _compile_text(text: str) -> "tuple[_Node, Predicate]":
     """The parsed condition and its predicate (see compile_where)."""
     try:
-        tree = _WHERE.parse_string(text)[0]
+        tree = _where_grammar().parse_string(text)[0]
         condition = _compile(tree)
         if condition.type != _BOOL:
             raise _Problem(
@@ -384,8 +402,9 @@ def _operator_pattern(spelling: str) -> str:
     return re.escape(spelling) + (_WORD_END if spelling[-1].isalnum() else "")
 
 
-def _build_grammar() -> pp.ParserElement:
-    """The KQL subset of a where clause; built once, at import."""
+@lru_cache(maxsize=None)
+def _where_grammar() -> pp.ParserElement:
+    """The KQL subset of a where clause; built once, when the first condition is parsed."""
     lpar, rpar, comma, lbracket, rbracket = (pp.Suppress(c) for c in "(),[]")
     keyword = {
         word: pp.Suppress(pp.Regex(word + _WORD_END)) for word in ("and", "or", "not", "dynamic")
@@ -464,8 +483,6 @@ def _build_grammar() -> pp.ParserElement:
     # parse_with_tabs: pyparsing would expand tabs, shifting columns and changing strings
     return where.parse_with_tabs()
 
-
-_WHERE = _build_grammar()
 
 
 # --- Compiler: tree -> closures -----------------------------------------------------------------

@@ -2,14 +2,16 @@
 in_exec, pipes), flushed per record, and nothing but records ever."""
 
 import time
-from typing import BinaryIO, Callable, Dict, Optional, Sequence, Union
+from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, Optional, Sequence, Union
 
 import msgpack
 import msgspec
 
-from .forward import ForwardOutput
-from .forward_security import ForwardSecurity
 from .logs import LOG
+
+if TYPE_CHECKING:  # loaded only with --forward (ssl alone is 5 MB a process)
+    from .forward import ForwardOutput
+    from .forward_security import ForwardSecurity
 
 
 class OutputClosed(Exception):
@@ -91,11 +93,13 @@ class ForwardAlerts:
     carries_stats = True
 
     def __init__(self, address: str, alert_tags: Union[str, Sequence[str]], stats_tag: str,
-                 spool_path: Optional[str], spool_max_bytes: int, security: Optional[ForwardSecurity] = None,
+                 spool_path: Optional[str], spool_max_bytes: int, security: "Optional[ForwardSecurity]" = None,
                  compress: bool = False) -> None:
         tags = [alert_tags] if isinstance(alert_tags, str) else list(alert_tags)
         self._default_tag = tags[0]
-        self._records: Dict[str, ForwardOutput] = {}
+        from .forward import ForwardOutput
+
+        self._records: Dict[str, "ForwardOutput"] = {}
         try:
             for index, tag in enumerate(tags):
                 spool = spool_path if not spool_path or len(tags) == 1 else f"{spool_path}.{index}"

@@ -9,7 +9,6 @@ from typing import Callable, List, Sequence
 from parsers.address import canonical_ip, is_loopback
 
 from ..engine import Engine, Settings
-from ..forward import parse_address
 from .edge import EdgeEngine
 from .summary import summary_tag
 
@@ -33,6 +32,8 @@ def check_role(config) -> None:
 
 
 def _stays_on_this_host(address: str) -> bool:
+    from ..forward import parse_address  # only with --forward: ssl takes 5 MB
+
     target = parse_address(address)
     if target.unix_path or target.host == "localhost":
         return True
