@@ -746,7 +746,8 @@ class MsgpackReader:
         position, or -1 when the rest of the buffer is gone."""
         if isinstance(error, msgpack.StackError):  # nested past the depth limit: all the unpacker walked is garbage
             return self._resync_after(buffer, start + max(consumed, 1) - 1, _undecodable(error))
-        failed_at, failure = _strict_failure(buffer[start:fed], self._limit)
+        stopped_at = consumed if isinstance(error, msgpack.FormatError) else -1  # the unpacker says where
+        failed_at, failure = _strict_failure(buffer[start:fed], self._limit, stopped_at)
         if failure is not None and not _is_key_error(failure):  # the byte it breaks at, found in C
             return self._resync_after(buffer, start + max(failed_at - 1, 1) - 1, _undecodable(error))
         walk = _ObjectSkipper(self._limit)  # a key that is not text: where it starts, or an honest giant
@@ -833,41 +834,48 @@ def _undecodable(error: Exception) -> str:
     return f"undecodable bytes ({short_reason(error)}); resynchronising"
 
 
-def _strict_failure(data: bytes, limit: int) -> Tuple[int, Optional[Exception]]:
-    """Where a strict reading of the object at the start of ``data`` fails (keys text, lengths
-    and counts within what _ObjectSkipper lets pass): the offset just past the byte it fails at,
-    and the error; (-1, None) when it does not fail (whole, or waiting for more bytes). The
-    byte is found by bisecting the prefixes with skip() in C (a walk in Python costs ten times
-    more per byte), then one strict reading of the bytes before it looks for a key that is not
-    text."""
-
-    def failure(length: int, strict: bool = False) -> Optional[Exception]:
-        unpacker = msgpack.Unpacker(raw=True, strict_map_key=True, max_buffer_size=0,
-                                    max_str_len=LONGEST_SKIPPED * limit, max_bin_len=LONGEST_SKIPPED * limit,
-                                    max_ext_len=LONGEST_SKIPPED * limit, max_array_len=2 * limit, max_map_len=limit)
-        unpacker.feed(data[:length])
-        try:
-            unpacker.unpack() if strict else unpacker.skip()
-        except msgpack.OutOfData:
-            return None
-        except (ValueError, TypeError, msgpack.UnpackException) as error:  # FormatError, StackError, a key, a length
-            return error
+def _reading_error(data: bytes, limit: int, strict: bool = False) -> Optional[Exception]:
+    """Why reading the object at the start of ``data`` fails in C, or None when it does not
+    (whole, or waiting for more bytes). ``strict``: keys must be text; lengths and counts are held
+    to what _ObjectSkipper lets pass either way."""
+    unpacker = msgpack.Unpacker(raw=True, strict_map_key=True, max_buffer_size=0,
+                                max_str_len=LONGEST_SKIPPED * limit, max_bin_len=LONGEST_SKIPPED * limit,
+                                max_ext_len=LONGEST_SKIPPED * limit, max_array_len=2 * limit, max_map_len=limit)
+    unpacker.feed(data)
+    try:
+        unpacker.unpack() if strict else unpacker.skip()
+    except msgpack.OutOfData:
         return None
+    except (ValueError, TypeError, msgpack.UnpackException) as error:  # FormatError, StackError, a key, a length
+        return error
+    return None
 
-    low, high = 1, len(data)
-    if high < 1:
-        return -1, None
-    if failure(high) is None:  # whole or waiting for more: only a key can be wrong
-        key_error = failure(high, strict=True)
-        return (high, key_error) if key_error is not None else (-1, None)
-    while low < high:
-        middle = (low + high) // 2
-        if failure(middle) is None:
-            low = middle + 1
-        else:
-            high = middle
-    key_error = failure(low - 1, strict=True)
-    return (low - 1, key_error) if key_error is not None else (low, failure(low))
+
+def _strict_failure(data: bytes, limit: int, stopped_at: int = -1) -> Tuple[int, Optional[Exception]]:
+    """Where a strict reading of the object at the start of ``data`` fails: the offset just
+    past the byte it fails at, and the error; (-1, None) when it does not fail. ``stopped_at``:
+    the byte the framing unpacker stopped at, when it says (a byte no msgpack has); otherwise the
+    byte is found by bisecting the prefixes with skip() in C (a walk in Python costs ten times
+    more per byte). One strict reading of the bytes before it then looks for a key that is not
+    text, which fails where the key ends."""
+    if stopped_at >= 0:
+        low = stopped_at + 1
+    else:
+        high = len(data)
+        if high < 1:
+            return -1, None
+        if _reading_error(data, limit) is None:  # whole or waiting for more: only a key can be wrong
+            key_error = _reading_error(data, limit, strict=True)
+            return (high, key_error) if key_error is not None else (-1, None)
+        low = 1
+        while low < high:
+            middle = (low + high) // 2
+            if _reading_error(data[:middle], limit) is None:
+                low = middle + 1
+            else:
+                high = middle
+    key_error = _reading_error(data[:low - 1], limit, strict=True)
+    return (low - 1, key_error) if key_error is not None else (low, _reading_error(data[:low], limit))
 
 
 def _is_key_error(error: Exception) -> bool:
