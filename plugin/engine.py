@@ -340,7 +340,7 @@ class Engine:
     def tracked_total(self) -> int:
         """IPs tracked over all sources (what --max-ips caps)."""
         security, windows, syslog = self.counters.values()
-        return len(security) + len(windows) + len(syslog)
+        return len(security.tallies) + len(windows.tallies) + len(syslog.tallies)  # no method call: once per new IP
 
     def retained_signins(self) -> int:
         return len(self._retained)
