@@ -847,7 +847,7 @@ def _reading_error(data: bytes, limit: int, strict: bool = False) -> Optional[Ex
     except msgpack.OutOfData:
         return None
     except (ValueError, TypeError, msgpack.UnpackException) as error:  # FormatError, StackError, a key, a length
-        return error
+        return error.with_traceback(None)  # kept by the caller: its frames would make a cycle
     return None
 
 

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import msgpack
 
@@ -84,7 +84,8 @@ def wait_for_health(pid: int, log_path: str, condition: Callable[[dict], bool], 
 
 
 # ru_maxrss is inherited through fork and exec (Linux keeps the old address space's peak), so
-# the command is started by a small Python that forks it and reports the grandchild's own peak.
+# the command is started by a small Python that forks it and reports the grandchild's own peak
+# (KB) and CPU seconds (user, system).
 _MEASURE = (
     "import os, sys\n"
     "pid = os.fork()\n"
@@ -92,14 +93,27 @@ _MEASURE = (
     "    os.execvp(sys.argv[2], sys.argv[2:])\n"
     "_, status, usage = os.wait4(pid, 0)\n"
     "with open(sys.argv[1], 'w') as out:\n"
-    "    out.write(str(usage.ru_maxrss))\n"
+    "    out.write(f'{usage.ru_maxrss} {usage.ru_utime} {usage.ru_stime}')\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"
 )
 
 
-def measured_command(args, rss_path: str) -> list:
-    """The command line that runs fail2entra ``args`` and writes its peak RSS (KB) to ``rss_path``."""
-    return [sys.executable, "-c", _MEASURE, rss_path, COMMAND, *args]
+def measured_command(args, figures_path: str) -> list:
+    """The command line that runs fail2entra ``args`` and writes its own figures to
+    ``figures_path`` (see measured_figures)."""
+    return measured_argv([COMMAND, *args], figures_path)
+
+
+def measured_argv(argv, figures_path: str) -> list:
+    """The command line that runs ``argv`` and writes its own figures to ``figures_path``."""
+    return [sys.executable, "-c", _MEASURE, figures_path, *argv]
+
+
+def measured_figures(text: str) -> Tuple[int, float, float]:
+    """Peak RSS (KB), user and system CPU seconds of a command run by measured_argv, from what
+    it wrote; zeros if it wrote nothing (it could not start)."""
+    rss, user, system = (text.split() or ["0", "0", "0"])
+    return int(rss), float(user), float(system)
 
 
 def stats_summary(stderr: str) -> Dict[str, str]:
@@ -168,7 +182,7 @@ def run_measured(args: Sequence[str], stdin: Source = None, timeout: float = 120
         writer.join(timeout=30)
         out.seek(0)
         err.seek(0)
-        return Result(process.returncode, out.read(), err.read(), int(rss.read() or 0) or usage.ru_maxrss)
+        return Result(process.returncode, out.read(), err.read(), measured_figures(rss.read())[0] or usage.ru_maxrss)
 
 
 # -- a child through pipes, as Fluentd's exec_filter runs it -----------------------------------
