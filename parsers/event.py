@@ -104,10 +104,10 @@ def signin(table: str, when: float, kind: str, ip: str, user_principal_name: str
 SUMMARY_KIND = "fail2entra-summary"
 
 
-def summary_event(summaries: FailureSummaries) -> Event:
+def summary_event(summaries: FailureSummaries, latest: float) -> Event:
     """An edge's summary record as one event (built like syslog_event); its table is the first
-    item's source and its time the latest failure it stands for."""
-    return _build(Event, (summaries.items[0].source, max(item.last for item in summaries.items), SUMMARY_KIND, "",
+    item's source and its time ``latest``, the latest failure it stands for."""
+    return _build(Event, (summaries.items[0].source, latest, SUMMARY_KIND, "",
                           "", 0, None, "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
                           "", None, summaries))
 

@@ -118,6 +118,7 @@ def read_summaries(raw: Any, decode_typed: Callable[[Any], TypedSummaryBatch], d
         items = [_converted(index, item, problems) for index, item in enumerate(batch.summaries)]
     bucket = batch.bucket_seconds
     good = []
+    latest = 0.0
     for index, item in enumerate(items):
         if item is None:
             continue
@@ -128,8 +129,10 @@ def read_summaries(raw: Any, decode_typed: Callable[[Any], TypedSummaryBatch], d
             problems.append(_problem(index, item, f"first and last are not in one bucket of {bucket:g} s"))
         else:
             good.append(item)
+            if last > latest:
+                latest = last
     if good:
-        events.append(summary_event(FailureSummaries(good, batch.profile, bucket, batch.edge)))
+        events.append(summary_event(FailureSummaries(good, batch.profile, bucket, batch.edge), latest))
 
 
 def _converted(index: int, item: Any, problems: List[MalformedRecord]) -> Optional[SummaryItem]:
