@@ -31,7 +31,6 @@ from parsers.event import Event
 from plugin.kql import has_any_matcher
 
 
-
 def _loaded_on_first_use(name: str) -> Any:
     """Module ``name``, run only when one of its attributes is first read."""
     if name in sys.modules:
@@ -482,7 +481,6 @@ def _where_grammar() -> pp.ParserElement:
     where.ignore(pp.Regex(r"//[^\n]*"))  # KQL comments, so lines copied from Sentinel keep them
     # parse_with_tabs: pyparsing would expand tabs, shifting columns and changing strings
     return where.parse_with_tabs()
-
 
 
 # --- Compiler: tree -> closures -----------------------------------------------------------------
